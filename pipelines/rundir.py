@@ -1,0 +1,125 @@
+"""A run directory: resolved config, checkpoints, samples, metrics, plots and a report (DESIGN §4)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from common.errors import RunDirError
+from common.io import atomic_write_json, atomic_write_text
+
+
+class RunDir:
+    """One run's folder; refuses a different config unless ``resume`` or ``overwrite``.
+
+    Layout: ``config.yaml``, ``state.json`` (finished stages), ``checkpoints/``, ``samples/``,
+    ``plots/``, ``metrics.json`` and ``report.md``. ``overwrite`` moves an old run aside to
+    ``<dir>.old-<timestamp>`` rather than deleting what a user made.
+    """
+
+    def __init__(self, path: str | Path, config: dict[str, Any], *, resume: bool = False,
+                 overwrite: bool = False) -> None:
+        self.path = Path(path)
+        self.config = config
+        cfg_file = self.path / "config.yaml"
+        if self.path.exists() and any(self.path.iterdir()):
+            old = yaml.safe_load(cfg_file.read_text()) if cfg_file.exists() else None
+            if overwrite:
+                stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+                backup = self.path.with_name(f"{self.path.name}.old-{stamp}")
+                shutil.move(str(self.path), str(backup))
+                self.moved_to: Path | None = backup
+            elif old is None:
+                raise RunDirError(
+                    f"{self.path} exists and is not a genpipes run directory (no config.yaml); "
+                    "choose another --out or pass --overwrite to move it aside"
+                )
+            elif old != config and not resume:
+                diff = _diff_keys(old, config)
+                raise RunDirError(
+                    f"{self.path} holds a run with a different config ({', '.join(diff[:8])}"
+                    f"{' ...' if len(diff) > 8 else ''}); pass --resume to continue it with the "
+                    "new config, --overwrite to move it aside, or choose another --out"
+                )
+        self.moved_to = getattr(self, "moved_to", None)
+        for sub in ("checkpoints", "samples", "plots"):
+            (self.path / sub).mkdir(parents=True, exist_ok=True)
+        atomic_write_text(cfg_file, yaml.safe_dump(config, sort_keys=False))
+
+    # folders -------------------------------------------------------------------------------
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def samples(self) -> Path:
+        return self.path / "samples"
+
+    @property
+    def plots(self) -> Path:
+        return self.path / "plots"
+
+    # stage bookkeeping ---------------------------------------------------------------------
+    def _state(self) -> dict[str, Any]:
+        f = self.path / "state.json"
+        return json.loads(f.read_text()) if f.exists() else {"done": []}
+
+    def is_done(self, stage: str) -> bool:
+        return stage in self._state()["done"]
+
+    def mark_done(self, stage: str) -> None:
+        state = self._state()
+        if stage not in state["done"]:
+            state["done"].append(stage)
+        atomic_write_json(self.path / "state.json", state)
+
+    def mark_undone(self, stage: str) -> None:
+        state = self._state()
+        state["done"] = [s for s in state["done"] if s != stage]
+        atomic_write_json(self.path / "state.json", state)
+
+    # outputs -------------------------------------------------------------------------------
+    def metrics(self) -> dict[str, Any]:
+        f = self.path / "metrics.json"
+        return json.loads(f.read_text()) if f.exists() else {}
+
+    def write_metrics(self, values: dict[str, Any], section: str | None = None) -> None:
+        """Merge ``values`` into ``metrics.json`` (under ``section`` when given), atomically."""
+        current = self.metrics()
+        if section is None:
+            current.update(values)
+        else:
+            current.setdefault(section, {}).update(values)
+        atomic_write_json(self.path / "metrics.json", current)
+
+    def add_report(self, title: str, markdown: str = "", images: list[str | Path] = ()) -> None:
+        """Add or replace a report section; images are linked relative to the run directory."""
+        sections = self._sections()
+        links = []
+        for img in images:
+            rel = Path(img).resolve().relative_to(self.path.resolve())
+            links.append(f"![{rel.stem}]({rel.as_posix()})")
+        sections[title] = "\n\n".join(p for p in (markdown.strip(), "\n".join(links)) if p)
+        atomic_write_json(self.path / ".report.json", sections)
+        body = [f"# Run report: {self.path.name}", ""]
+        for name, text in sections.items():
+            body += [f"## {name}", "", text, ""]
+        atomic_write_text(self.path / "report.md", "\n".join(body))
+
+    def _sections(self) -> dict[str, str]:
+        f = self.path / ".report.json"
+        return json.loads(f.read_text()) if f.exists() else {}
+
+
+def _diff_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for k in sorted(set(old) | set(new), key=str):
+            out += _diff_keys(old.get(k), new.get(k), f"{prefix}{k}.")
+        return out
+    return [] if old == new else [prefix.rstrip(".")]
