@@ -7,8 +7,18 @@ from __future__ import annotations
 
 from .denoiser import EpsDenoiser, Preconditioned, VDenoiser
 from .errors import CheckpointError, ConfigError, DataError, GenpipesError, RunDirError
-from .noise import (DiscreteSchedule, EDMSchedule, GaussianKernel, PFGMKernel, SubVPSchedule,
-                    VESchedule, VPSchedule, append_dims, linear_betas, sigmas_karras)
+from .noise import (
+    DiscreteSchedule,
+    EDMSchedule,
+    GaussianKernel,
+    PFGMKernel,
+    SubVPSchedule,
+    VESchedule,
+    VPSchedule,
+    append_dims,
+    linear_betas,
+    sigmas_karras,
+)
 from .samplers import SAMPLERS, get_sampler
 from .seeds import randn, randn_like, resolve_device, sample_generators
 

@@ -14,11 +14,11 @@ import torch
 from torch import nn
 
 from .noise import DiscreteSchedule, GaussianKernel, append_dims
-from .seeds import Generator, randn, rand
+from .seeds import Generator, rand, randn
 
 
 class Denoise(Protocol):
-    """Anything callable as ``D(x, sigma, cond) -> x0_hat`` with per-sample ``sigma`` of shape [B]."""
+    """Anything callable as ``D(x, sigma, cond) -> x0_hat``, per-sample ``sigma`` of shape [B]."""
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor, cond: Any = None) -> torch.Tensor: ...
 
@@ -63,12 +63,13 @@ class Preconditioned(nn.Module):
 
     def loss(self, x0: torch.Tensor, cond: Any = None, mask: torch.Tensor | None = None,
              generator: Generator = None) -> torch.Tensor:
-        """Per-sample EDM loss (Karras et al. Eq. 8), averaged over the observed entries of ``mask``."""
+        """Per-sample EDM loss (Karras et al. Eq. 8), averaged over the observed entries of mask."""
         ln_sigma = self.P_mean + self.P_std * randn((x0.shape[0],), generator, device=x0.device)
         sigma = ln_sigma.exp().to(x0.dtype)
         noise = self.kernel.perturb(tuple(x0.shape), sigma, generator, x0.device, x0.dtype)
         denoised = self(x0 + noise, sigma, cond)
-        weight = append_dims((sigma**2 + self.sigma_data**2) / (sigma * self.sigma_data) ** 2, x0.ndim)
+        weight = (sigma**2 + self.sigma_data**2) / (sigma * self.sigma_data) ** 2
+        weight = append_dims(weight, x0.ndim)
         return masked_mean(weight * (denoised - x0) ** 2, mask)
 
 
@@ -125,7 +126,7 @@ class _DiscreteDenoiser(nn.Module):
 
 
 class EpsDenoiser(_DiscreteDenoiser):
-    """An eps-prediction DDPM backbone as a sigma-space denoiser: D = x - sigma eps(x / sqrt(1+sigma^2))."""
+    """An eps-prediction DDPM backbone in sigma-space: D = x - sigma eps(x / sqrt(1 + sigma^2))."""
 
     def forward(self, x: torch.Tensor, sigma: torch.Tensor, cond: Any = None) -> torch.Tensor:
         sigma = _as_batch(sigma, x)
@@ -167,7 +168,8 @@ def _as_batch(sigma: torch.Tensor | float, x: torch.Tensor) -> torch.Tensor:
     return sigma.reshape(x.shape[0])
 
 
-def score_from_denoiser(denoised: torch.Tensor, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+def score_from_denoiser(denoised: torch.Tensor, x: torch.Tensor, sigma: torch.Tensor
+                        ) -> torch.Tensor:
     """Score of p_sigma at x: (D - x) / sigma^2 (EDM Eq. 3)."""
     return (denoised - x) / append_dims(sigma, x.ndim) ** 2
 

@@ -72,7 +72,7 @@ def reconstruction_guidance(denoise: Denoise, energy: Energy, scale: float = 1.0
 
 
 def replacement(denoise: Denoise, known: torch.Tensor, mask: torch.Tensor) -> Denoise:
-    """Replacement conditioning (Song et al. 2021, App. I.2): observed entries of x0_hat are the data.
+    """Replacement conditioning (Song et al. 2021, App. I.2): observed entries of x0_hat = data.
 
     Where ``mask`` is 1 the estimate is replaced by ``known``, so the sampler's trajectory carries
     the observations at every noise level; unobserved entries follow the model.

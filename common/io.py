@@ -79,5 +79,6 @@ def load_checkpoint(path: str | Path, kind: str | None = None) -> dict[str, Any]
             f"({CHECKPOINT_FORMAT}); upgrade genpipes"
         )
     if kind is not None and obj.get("kind") != kind:
-        raise CheckpointError(f"{path}: checkpoint holds a {obj.get('kind')!r} model, expected {kind!r}")
+        raise CheckpointError(
+            f"{path}: checkpoint holds a {obj.get('kind')!r} model, expected {kind!r}")
     return obj

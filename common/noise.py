@@ -71,7 +71,7 @@ class VESchedule(Schedule):
 
 @dataclass(frozen=True)
 class VPSchedule(Schedule):
-    """Variance preserving (Song et al. 2021; EDM Table 1): sigma(t)=sqrt(exp(b_d t^2/2+b_min t)-1)."""
+    """Variance preserving (EDM Table 1): sigma = sqrt(exp(b_d t^2/2 + b_min t) - 1)."""
 
     beta_min: float = 0.1
     beta_d: float = 19.9
@@ -93,7 +93,7 @@ class VPSchedule(Schedule):
 
 @dataclass(frozen=True)
 class SubVPSchedule(VPSchedule):
-    """Sub-VP (Song et al. 2021, Eq. 29): std 1 - exp(-B(t)) with the VP mean; sigma = std / mean."""
+    """Sub-VP (Song et al. 2021, Eq. 29): std 1 - exp(-B(t)), the VP mean; sigma = std / mean."""
 
     def sigma(self, t: torch.Tensor) -> torch.Tensor:
         b = self._integral(t)
@@ -143,7 +143,7 @@ class DiscreteSchedule:
         return torch.sqrt((1 - ab) / ab)
 
     def sigmas(self, n: int | None = None, device: str | torch.device = "cpu") -> torch.Tensor:
-        """``n`` of the training sigmas, evenly strided from the largest (all when ``n`` is None), then 0."""
+        """``n`` training sigmas, evenly strided from the largest (all if ``n`` is None), then 0."""
         s = self.all_sigmas
         if n is None or n >= len(s):
             idx = torch.arange(len(s) - 1, -1, -1)
@@ -156,13 +156,14 @@ class GaussianKernel:
     """The usual perturbation kernel: x_sigma = x0 + sigma * N(0, I)."""
 
     def perturb(self, shape: tuple[int, ...], sigma: torch.Tensor, generator: Generator = None,
-                device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> torch.Tensor:
+                device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+                ) -> torch.Tensor:
         n = randn(shape, generator, device=device, dtype=dtype)
         return n * append_dims(sigma.to(device, dtype), len(shape))
 
 
 class PFGMKernel:
-    """PFGM++ perturbation with D extra dimensions (Xu et al. 2023, Eq. 4 and Sec. 4; r = sigma sqrt(D)).
+    """PFGM++ perturbation with D extra dims (Xu et al. 2023, Eq. 4, Sec. 4; r = sigma sqrt D).
 
     The norm R of the perturbation has density p(R) ~ R^(N-1) / (R^2 + r^2)^((N+D)/2), sampled
     as R = r sqrt(u / (1 - u)) with u ~ Beta(N/2, D/2); the direction is uniform on the sphere.
@@ -175,7 +176,8 @@ class PFGMKernel:
         self.D = D
 
     def perturb(self, shape: tuple[int, ...], sigma: torch.Tensor, generator: Generator = None,
-                device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> torch.Tensor:
+                device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+                ) -> torch.Tensor:
         n_dim = int(torch.tensor(shape[1:]).prod()) if len(shape) > 1 else 1
         r = sigma.double().to(device) * math.sqrt(self.D)
         # Beta(a, b) from two Gamma draws, inverted through uniforms for per-sample determinism

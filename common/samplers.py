@@ -36,7 +36,7 @@ def _notify(callback: Callback, **info: Any) -> None:
 
 def get_ancestral_step(sigma: torch.Tensor, sigma_next: torch.Tensor, eta: float = 1.0
                        ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(sigma_down, sigma_up) of an ancestral step; eta=1 is DDPM's posterior (DDIM paper Eq. 16)."""
+    """(sigma_down, sigma_up) of an ancestral step; eta=1 is DDPM's posterior (DDIM Eq. 16)."""
     if eta == 0 or sigma_next == 0:
         return sigma_next, sigma_next * 0
     sigma_up = torch.minimum(
@@ -61,8 +61,9 @@ def sample_euler(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, *, con
 @torch.no_grad()
 def sample_heun(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, *, cond: Any = None,
                 generator: Generator = None, callback: Callback = None, s_churn: float = 0.0,
-                s_tmin: float = 0.0, s_tmax: float = math.inf, s_noise: float = 1.0) -> torch.Tensor:
-    """EDM's stochastic sampler (Karras et al. 2022, Alg. 2); ``s_churn=0`` gives the Heun ODE solver."""
+                s_tmin: float = 0.0, s_tmax: float = math.inf, s_noise: float = 1.0
+                ) -> torch.Tensor:
+    """EDM's stochastic sampler (Karras et al. 2022, Alg. 2); ``s_churn=0``: Heun's ODE solver."""
     n = len(sigmas) - 1
     for i in range(n):
         sigma = sigmas[i]

@@ -9,7 +9,8 @@ import torch
 Generator = torch.Generator | Sequence[torch.Generator] | None
 
 
-def sample_generators(seeds: Sequence[int], device: str | torch.device = "cpu") -> list[torch.Generator]:
+def sample_generators(seeds: Sequence[int], device: str | torch.device = "cpu"
+                      ) -> list[torch.Generator]:
     """One ``torch.Generator`` per sample, seeded from ``seeds``."""
     gens = []
     for s in seeds:

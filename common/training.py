@@ -1,4 +1,4 @@
-"""Training: one thin LightningModule around a denoiser with a ``.loss``, an EMA callback, a Trainer.
+"""Training: a thin LightningModule around a denoiser with a ``.loss``, an EMA callback, a Trainer.
 
 The backbone stays a plain ``nn.Module``; Lightning brings devices, DDP and checkpointing.
 """
@@ -77,7 +77,8 @@ class EMA(pl.Callback):
     weights are copied into the model when ``apply_at_end`` (the usual choice for sampling).
     """
 
-    def __init__(self, decay: float = 0.999, warmup: bool = True, apply_at_end: bool = True) -> None:
+    def __init__(self, decay: float = 0.999, warmup: bool = True, apply_at_end: bool = True
+                 ) -> None:
         self.decay, self.warmup, self.apply_at_end = decay, warmup, apply_at_end
         self.shadow: dict[str, torch.Tensor] | None = None
         self.num_updates = 0
@@ -142,7 +143,7 @@ class TrainerConfig:
 def make_trainer(cfg: TrainerConfig, checkpoint_dir: str | Path | None = None,
                  callbacks: list[pl.Callback] | None = None, logger: Any = False,
                  default_root_dir: str | Path | None = None) -> pl.Trainer:
-    """A ``lightning.pytorch.Trainer`` from a ``TrainerConfig``; saves ``last.ckpt`` for resuming."""
+    """A ``lightning.pytorch.Trainer`` from a ``TrainerConfig``; saves ``last.ckpt`` to resume."""
     cbs = list(callbacks or [])
     if cfg.ema_decay:
         cbs.append(EMA(cfg.ema_decay))
