@@ -62,9 +62,18 @@ class Clip:
     def copy(self) -> Clip:
         return copy.deepcopy(self)
 
+    def fk(self) -> tuple[np.ndarray, np.ndarray]:
+        """World positions [F, J, 3] and rotation matrices [F, J, 3, 3] (pymotion FK).
+
+        Joints with position channels use them (per frame) instead of their OFFSET.
+        """
+        local = np.where((np.asarray(self.channels) == 6)[None, :, None], self.positions,
+                         self.offsets[None])
+        return pm_skeleton.fk(self.rotations, self.positions[:, 0], local, self.parents)
+
     def global_positions(self) -> np.ndarray:
-        """World joint positions [F, J, 3] by pymotion's forward kinematics."""
-        return pm_skeleton.fk(self.rotations, self.positions[:, 0], self.offsets, self.parents)[0]
+        """World joint positions [F, J, 3] by forward kinematics."""
+        return self.fk()[0]
 
     def slice(self, start: int, stop: int) -> Clip:
         out = self.copy()

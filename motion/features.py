@@ -1,4 +1,4 @@
-"""GenMoStyle's per-frame motion features (Guo et al. ICLR 2024, Sec. 4 / HumanML3D layout) and back.
+"""GenMoStyle per-frame motion features (Guo et al. ICLR 2024, Sec. 4; HumanML3D layout) and back.
 
 Per frame, with the root heading ``theta`` (yaw of ``cross(across, up)``, ``across`` from the
 right to the left hip plus shoulder) and ``R = R_y(-theta)``:
@@ -118,9 +118,7 @@ def clip_to_features(clip: Clip, info: SkeletonInfo | None = None) -> tuple[np.n
 
 
 def _fk(clip: Clip) -> tuple[np.ndarray, np.ndarray]:
-    from pymotion.ops import skeleton as pm_skeleton
-
-    return pm_skeleton.fk(clip.rotations, clip.positions[:, 0], clip.offsets, clip.parents)
+    return clip.fk()
 
 
 def integrate_root(feats: np.ndarray, theta0: float, root0: np.ndarray

@@ -111,7 +111,8 @@ def generate_clip(style: str, content: str, n_frames: int = 240, fps: float = 30
         rot[:, idx[f"Shoulder_{side}"]] = _rz(np.full_like(t, 0.03 * p["asym"]))
     rot[:, idx["Spine"]] = quat.mul(_rx(0.5 * p["lean"] + drift(0.02)),
                                     _rz(p["sway"] * np.sin(phase)))
-    rot[:, idx["Chest"]] = quat.mul(_rx(0.5 * p["lean"] + 0 * t), _ry(0.15 * p["arm"] * np.sin(phase)))
+    rot[:, idx["Chest"]] = quat.mul(_rx(0.5 * p["lean"] + 0 * t),
+                                    _ry(0.15 * p["arm"] * np.sin(phase)))
     rot[:, idx["Neck"]] = _rx(0.5 * p["head"] + drift(0.03))
     rot[:, idx["Head"]] = _rx(0.5 * p["head"] + 0 * t)
     leg = 85.0

@@ -1,4 +1,4 @@
-"""Skeleton roles from joint names (hips, shoulders, feet) and mirroring on any local-frame convention.
+"""Skeleton roles from joint names (hips, shoulders, feet); mirroring for any local frames.
 
 Mirroring: the world motion is reflected across the plane normal to the lateral axis ``M`` and
 left/right joints swap. With global rotations ``G`` the mirrored rotation of joint ``j`` is
@@ -74,8 +74,8 @@ class SkeletonInfo:
         leg = float(np.linalg.norm(pos[hip_l] - pos[ankle_l]))
         return cls(names=tuple(names), parents=tuple(int(p) for p in parents),
                    mirror=tuple(int(i) for i in m),
-                   feet=(ankle_l, toe_l, int(m[ankle_l]), int(m[toe_l])),
-                   hips=(hip_l, int(m[hip_l])), shoulders=(sho_l, int(m[sho_l])),
+                   feet=(int(ankle_l), int(toe_l), int(m[ankle_l]), int(m[toe_l])),
+                   hips=(int(hip_l), int(m[hip_l])), shoulders=(int(sho_l), int(m[sho_l])),
                    leg_length=max(leg, 1e-6))
 
 
@@ -139,7 +139,7 @@ def mirror(clip: Clip, axis: int = 0) -> Clip:
     world = np.eye(3)
     world[axis, axis] = -1
     maps = rest_mirror_maps(clip.offsets, clip.parents, m)
-    _, g = pm_skeleton.fk(clip.rotations, clip.positions[:, 0], clip.offsets, clip.parents)
+    _, g = clip.fk()
     g2 = world @ g[:, m] @ maps                 # [F, J, 3, 3]
     glob = quat.from_matrix(g2)
     local = pm_skeleton.from_global_rotations(glob, clip.parents)

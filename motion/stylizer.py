@@ -1,0 +1,328 @@
+"""The user-facing stylizer (GenMoStyle, Guo et al. ICLR 2024, Sec. 3.4 inference): fit, stylize, save.
+
+``Stylizer(config).fit(clips)`` trains the motion autoencoder, then the latent stylizer;
+``stylize(content, style=...)`` re-renders a clip in a style given by a label (a draw from that
+label's style-code distribution, estimated on the training clips), by a reference clip (a draw
+from the style encoder's posterior) or by ``None`` (a draw from the standard-normal prior). The
+output is a :class:`~motion.bvh.Clip` on the content clip's skeleton, starting where it starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from common.errors import CheckpointError, DataError
+from common.io import load_checkpoint, save_checkpoint
+from common.seeds import randn, sample_generators
+from common.training import TrainerConfig, make_trainer
+
+from .bvh import Clip, load_bvh
+from .features import FeatureLayout, clip_to_features, features_to_clip
+from .model import (
+    ContentEncoder,
+    Generator,
+    GlobalMotionPredictor,
+    MotionAutoencoder,
+    StyleEncoder,
+    n_params,
+)
+from .skeleton import SkeletonInfo, mirror
+from .training import AutoencoderModule, StylizerModule, WindowPairs
+
+KIND = "motion/genmostyle"
+
+
+@dataclass
+class StylizerConfig:
+    """Sizes and training budget. The defaults are GenMoStyle-sized (~19 M parameters)."""
+
+    window: int = 160
+    fps: float = 30.0
+    hidden: int = 384
+    latent: int = 256
+    content: int = 256
+    style: int = 128
+    depth: int = 2
+    supervised: bool = True
+    mirror_augment: bool = True
+    batch_size: int = 32
+    lr: float = 2e-4
+    ae_steps: int = 20000
+    stylizer_steps: int = 40000
+    steps_per_epoch: int = 50
+    w_rec: float = 1.0
+    w_swap: float = 1.0
+    w_cycle: float = 0.5
+    w_kl: float = 1e-2
+    w_kl_pair: float = 1e-2
+    label_dropout: float = 0.2
+    seed: int = 0
+
+    @classmethod
+    def tiny(cls, **kw: Any) -> StylizerConfig:
+        """A few-second CPU configuration for tests and demos."""
+        base = dict(window=64, hidden=48, latent=32, content=32, style=16, depth=1,
+                    batch_size=16, lr=1e-3, ae_steps=60, stylizer_steps=60, steps_per_epoch=20)
+        return cls(**{**base, **kw})
+
+
+class Stylizer:
+    """Latent motion stylizer: ``fit(clips)``, ``stylize(content, style)``, ``save``/``load``."""
+
+    def __init__(self, config: StylizerConfig | None = None, **overrides: Any) -> None:
+        self.config = dataclasses.replace(config or StylizerConfig(), **overrides)
+        self.styles: list[str] = []
+        self.template: Clip | None = None
+        self.info: SkeletonInfo | None = None
+        self.nets: dict[str, torch.nn.Module] = {}
+        self.mean = self.std = None
+        self.style_stats: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    # data ----------------------------------------------------------------------------------
+    def _check_clip(self, clip: Clip, purpose: str) -> None:
+        where = clip.meta.get("file", clip.name)
+        if self.template is not None and clip.skeleton_signature() != tuple(self.template.names):
+            raise DataError(f"skeleton with joints {list(clip.names)[:6]}... is not the one the "
+                            f"model was trained on", file=where, field="hierarchy",
+                            expected=f"the {len(self.template.names)} joints "
+                                     f"{list(self.template.names)[:6]}...")
+        if abs(clip.fps - self.config.fps) > 0.5:
+            raise DataError(f"{clip.fps:.1f} fps", file=where, field="Frame Time",
+                            expected=f"{self.config.fps} fps (load with fps=...)")
+        if clip.n_frames < self.config.window:
+            raise DataError(f"{clip.n_frames} frames, shorter than one {purpose} window",
+                            file=where, field="Frames",
+                            expected=f">= {self.config.window} frames")
+
+    def _as_clip(self, c: Clip | str | Path) -> Clip:
+        return c if isinstance(c, Clip) else load_bvh(c, fps=self.config.fps)
+
+    def _normalise(self, feats: np.ndarray) -> np.ndarray:
+        return (feats - self.mean) / self.std
+
+    # training --------------------------------------------------------------------------------
+    def fit(self, clips: list[Clip | str | Path], trainer: TrainerConfig | None = None,
+            checkpoint_dir: str | Path | None = None) -> Stylizer:
+        """Train stage 1 (autoencoder) then stage 2 (stylizer); resumes from ``last.ckpt``.
+
+        ``trainer`` sets devices/precision/EMA; its ``max_steps`` is replaced by the config's
+        ``ae_steps`` / ``stylizer_steps`` for the two stages.
+        """
+        cfg = self.config
+        clips = [self._as_clip(c) for c in clips]
+        if not clips:
+            raise DataError("no clips to fit", field="clips", expected="at least one clip")
+        self.template = clips[0].slice(0, 1)
+        for c in clips:
+            self._check_clip(c, "training")
+            if "style" not in c.meta and cfg.supervised:
+                raise DataError("clip has no style label", file=c.meta.get("file", c.name),
+                                field="style", expected="meta['style'] (label CSV column)")
+        self.info = SkeletonInfo.from_clip(clips[0])
+        if cfg.mirror_augment:
+            clips = clips + [mirror(c) for c in clips]
+        self.styles = sorted({str(c.meta.get("style", "unlabelled")) for c in clips})
+        labels = [self.styles.index(str(c.meta.get("style", "unlabelled"))) for c in clips]
+        feats = [clip_to_features(c, self.info)[0] for c in clips]
+        allf = np.concatenate(feats)
+        self.mean = allf.mean(0)
+        self.std = np.maximum(allf.std(0), 1e-3)
+        normed = [self._normalise(f).astype(np.float32) for f in feats]
+        self._build()
+        torch.manual_seed(cfg.seed)
+        tcfg = dataclasses.replace(trainer or TrainerConfig(ema_decay=None), seed=cfg.seed)
+        ckpt = None if checkpoint_dir is None else Path(checkpoint_dir)
+        data = WindowPairs(normed, labels, cfg.window, cfg.batch_size * cfg.steps_per_epoch,
+                           cfg.seed)
+        loader = torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, shuffle=True,
+                                             generator=torch.Generator().manual_seed(cfg.seed))
+        stage1 = AutoencoderModule(self.nets["ae"], self.nets["gmp"], lr=cfg.lr)
+        self._run(stage1, loader, dataclasses.replace(tcfg, max_steps=cfg.ae_steps), ckpt, "ae")
+        stage2 = StylizerModule(self.nets["ae"], self.nets["content"], self.nets["style"],
+                                self.nets["generator"], supervised=cfg.supervised, lr=cfg.lr,
+                                w_rec=cfg.w_rec, w_swap=cfg.w_swap, w_cycle=cfg.w_cycle,
+                                w_kl=cfg.w_kl, w_kl_pair=cfg.w_kl_pair,
+                                label_dropout=cfg.label_dropout)
+        self._run(stage2, loader, dataclasses.replace(tcfg, max_steps=cfg.stylizer_steps), ckpt,
+                  "stylizer")
+        for net in self.nets.values():
+            net.eval().requires_grad_(False)
+        self._style_statistics(normed, labels)
+        return self
+
+    def _run(self, module: Any, loader: Any, tcfg: TrainerConfig, ckpt: Path | None,
+             stage: str) -> None:
+        import lightning.pytorch as pl
+
+        pl.seed_everything(tcfg.seed, verbose=False)
+        folder = None if ckpt is None else ckpt / stage
+        trainer = make_trainer(tcfg, checkpoint_dir=folder, default_root_dir=folder)
+        last = None if folder is None else folder / "last.ckpt"
+        trainer.fit(module, loader, ckpt_path=str(last) if last and last.exists() else None)
+
+    def _build(self) -> None:
+        cfg = self.config
+        dim = FeatureLayout(len(self.template.names)).dim
+        self.nets = {
+            "ae": MotionAutoencoder(dim, cfg.hidden, cfg.latent, cfg.depth),
+            "gmp": GlobalMotionPredictor(dim, max(cfg.hidden // 2, 16)),
+            "content": ContentEncoder(cfg.latent, cfg.hidden, cfg.content, cfg.depth),
+            "style": StyleEncoder(cfg.latent, cfg.hidden, cfg.style,
+                                  len(self.styles) if cfg.supervised else 0),
+            "generator": Generator(cfg.content, cfg.latent, cfg.hidden, cfg.style, cfg.depth),
+        }
+
+    @property
+    def n_parameters(self) -> int:
+        return sum(n_params(m) if any(p.requires_grad for p in m.parameters())
+                   else sum(p.numel() for p in m.parameters()) for m in self.nets.values())
+
+    @torch.no_grad()
+    def _style_statistics(self, normed: list[np.ndarray], labels: list[int]) -> None:
+        mus: dict[int, list[np.ndarray]] = {}
+        w = self.config.window
+        for f, lab in zip(normed, labels):
+            starts = range(0, len(f) - w + 1, max(w // 2, 1))
+            x = torch.stack([torch.as_tensor(f[a:a + w].T) for a in starts])
+            z = self.nets["ae"].encode(x)
+            lab_t = torch.full((len(x),), lab) if self.config.supervised else None
+            mus.setdefault(lab, []).append(self.nets["style"](z, lab_t)[0].numpy())
+        self.style_stats = {}
+        for lab, arrs in mus.items():
+            a = np.concatenate(arrs)
+            self.style_stats[self.styles[lab]] = (a.mean(0), a.std(0) + 1e-3)
+
+    # inference -------------------------------------------------------------------------------
+    def _require_fitted(self) -> None:
+        if not self.nets or self.template is None:
+            raise CheckpointError("the Stylizer is not fitted; call fit() or Stylizer.load()")
+
+    @torch.no_grad()
+    def encode_style(self, reference: Clip | str | Path, n_samples: int = 1,
+                     seed: int | None = None) -> torch.Tensor:
+        """Style codes [n, S] of a reference clip (posterior mean when ``seed`` is None)."""
+        self._require_fitted()
+        ref = self._as_clip(reference)
+        self._check_clip(ref, "style reference")
+        x = torch.as_tensor(self._normalise(clip_to_features(ref, self.info)[0]).T[None])
+        z = self.nets["ae"].encode(self._pad(x))
+        label = ref.meta.get("style")
+        lab = None
+        if self.config.supervised and label in self.styles:
+            lab = torch.tensor([self.styles.index(label)])
+        mu, logvar = self.nets["style"](z, lab)
+        if seed is None and n_samples == 1:
+            return mu
+        eps = randn((n_samples, mu.shape[1]), sample_generators(self._seeds(seed, n_samples)))
+        return mu + eps * (0.5 * logvar).exp()
+
+    @torch.no_grad()
+    def style_code(self, style: str | Clip | str | Path | None, n_samples: int = 1,
+                   seed: int | None = None) -> torch.Tensor:
+        """Style codes [n, S] for a label, a reference clip (or its path) or the prior (None)."""
+        self._require_fitted()
+        s_dim = self.config.style
+        gens = sample_generators(self._seeds(seed, n_samples))
+        if style is None:
+            return randn((n_samples, s_dim), gens)
+        if isinstance(style, str) and not (style.endswith(".bvh") or style.endswith(".gz")):
+            if style not in self.style_stats:
+                raise DataError(f"unknown style label {style!r}", field="style",
+                                expected=f"one of {sorted(self.style_stats)} or a BVH path")
+            m, sd = (torch.as_tensor(a) for a in self.style_stats[style])
+            if seed is None and n_samples == 1:
+                return m[None].float()
+            return (m + randn((n_samples, s_dim), gens) * sd).float()
+        return self.encode_style(style, n_samples, seed)
+
+    def _seeds(self, seed: int | None, n: int) -> list[int]:
+        base = self.config.seed if seed is None else seed
+        return [base * 1000 + k for k in range(n)]
+
+    @staticmethod
+    def _pad(x: torch.Tensor, multiple: int = 8) -> torch.Tensor:
+        extra = (-x.shape[-1]) % multiple
+        return torch.nn.functional.pad(x, (0, extra), mode="replicate") if extra else x
+
+    @torch.no_grad()
+    def stylize(self, content: Clip | str | Path, style: str | Clip | Path | None = None,
+                n_samples: int = 1, seed: int | None = None, cleanup_feet: bool = False
+                ) -> Clip | list[Clip]:
+        """Re-render ``content`` in ``style``; one clip, or a list when ``n_samples > 1``."""
+        self._require_fitted()
+        clip = self._as_clip(content)
+        self._check_clip(clip, "content")
+        s = self.style_code(style, n_samples, seed)
+        feats, start = clip_to_features(clip, self.info)
+        x = torch.as_tensor(self._normalise(feats).T[None], dtype=torch.float32)
+        t = x.shape[-1]
+        c = self.nets["content"](self.nets["ae"].encode(self._pad(x)))
+        z = self.nets["generator"](c.expand(len(s), -1, -1), s)
+        y = self.nets["ae"].decode(z)
+        y[:, :3] = self.nets["gmp"](y[:, 3:])
+        y = y[..., :t].numpy().transpose(0, 2, 1) * self.std + self.mean
+        label = style if isinstance(style, str) else "ref" if style is not None else "prior"
+        label = Path(label).name.split(".")[0] if isinstance(style, str) and "." in style else label
+        outs = []
+        for k, f in enumerate(y):
+            f[:, -4:] = (f[:, -4:] > 0.5).astype(np.float32)
+            out = features_to_clip(f, clip, start, name=f"{clip.name}_{label}_{k}")
+            if cleanup_feet:
+                from .ik import remove_foot_skating
+
+                out = remove_foot_skating(out, f[:, -4:], self.info)
+            out.meta = {**clip.meta, "style": label, "content_clip": clip.name, "sample": k}
+            outs.append(out)
+        return outs[0] if n_samples == 1 else outs
+
+    # persistence -----------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """One ``weights_only``-loadable checkpoint with config, skeleton, weights and stats."""
+        self._require_fitted()
+        t = self.template
+        state = {
+            "config": dataclasses.asdict(self.config), "styles": list(self.styles),
+            "template": {"names": list(t.names), "parents": torch.as_tensor(t.parents),
+                         "offsets": torch.as_tensor(t.offsets),
+                         "rotations": torch.as_tensor(t.rotations),
+                         "positions": torch.as_tensor(t.positions), "fps": float(t.fps),
+                         "rot_order": [list(map(str, r)) for r in t.rot_order],
+                         "channels": torch.as_tensor(t.channels),
+                         "end_sites": torch.as_tensor(t.end_sites),
+                         "end_sites_parents": torch.as_tensor(t.end_sites_parents)},
+            "info": dataclasses.asdict(self.info),
+            "weights": {k: m.state_dict() for k, m in self.nets.items()},
+            "mean": torch.as_tensor(self.mean), "std": torch.as_tensor(self.std),
+            "style_stats": {k: [torch.as_tensor(a), torch.as_tensor(b)]
+                            for k, (a, b) in self.style_stats.items()},
+        }
+        return save_checkpoint(path, KIND, state)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Stylizer:
+        """Restore a stylizer written by :meth:`save`."""
+        obj = load_checkpoint(path, KIND)
+        self = cls(StylizerConfig(**obj["config"]))
+        self.styles = list(obj["styles"])
+        t = obj["template"]
+        self.template = Clip(names=list(t["names"]), parents=t["parents"].numpy(),
+                             offsets=t["offsets"].numpy(), rotations=t["rotations"].numpy(),
+                             positions=t["positions"].numpy(), fps=t["fps"],
+                             rot_order=np.array(t["rot_order"]), channels=t["channels"].numpy(),
+                             end_sites=t["end_sites"].numpy(),
+                             end_sites_parents=t["end_sites_parents"].numpy(), name="template")
+        self.info = SkeletonInfo(**{k: tuple(v) if isinstance(v, (list, tuple)) else v
+                                    for k, v in obj["info"].items()})
+        self._build()
+        for k, m in self.nets.items():
+            m.load_state_dict(obj["weights"][k])
+            m.eval().requires_grad_(False)
+        self.mean, self.std = obj["mean"].numpy(), obj["std"].numpy()
+        self.style_stats = {k: (a.numpy(), b.numpy()) for k, (a, b) in obj["style_stats"].items()}
+        return self

@@ -1,0 +1,144 @@
+"""Lightning training of GenMoStyle (Guo et al. ICLR 2024, Sec. 3.2-3.3): AE first, then the stylizer.
+
+Stage 1 (:class:`AutoencoderModule`): L1 reconstruction of normalised features through the motion
+autoencoder, plus the global-motion predictor (root velocity from the local motion).
+
+Stage 2 (:class:`StylizerModule`), on the frozen autoencoder's latents of two windows ``M1, M2``
+of the same clip and a window ``N`` of another clip (the batch rolled by one):
+
+* reconstruction  ``G(c(M1), s(M1)) = M1``;
+* swap (homo-style) ``G(c(M1), s(M2)) = M1`` (two windows of one clip share the style);
+* cycle  ``G(c(G(c(M1), s(N))), s(G(c(N), s(M1)))) = M1``;
+* ``KL(q(s|M1) || N(0, I))`` and the symmetric KL between ``q(s|M1)`` and ``q(s|M2)``.
+
+Each reconstruction is an L1 in latent space plus an L1 on the decoded features. The supervised
+variant feeds the style label to the style encoder (dropped with probability ``label_dropout``
+so that an unlabelled reference clip still encodes).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .model import (
+    ContentEncoder,
+    Generator,
+    GlobalMotionPredictor,
+    MotionAutoencoder,
+    StyleEncoder,
+    kl_normal,
+)
+
+
+class WindowPairs(Dataset):
+    """Random pairs of windows from the same clip: ``{"x1", "x2", "label"}`` ([D, T] each)."""
+
+    def __init__(self, feats: list[np.ndarray], labels: list[int], window: int, size: int,
+                 seed: int = 0) -> None:
+        self.feats = [torch.as_tensor(f.T, dtype=torch.float32) for f in feats]
+        self.labels, self.window, self.size, self.seed = labels, window, size, seed
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        rng = np.random.default_rng([self.seed, i])
+        k = int(rng.integers(len(self.feats)))
+        f = self.feats[k]
+        a, b = rng.integers(0, f.shape[1] - self.window + 1, size=2)
+        return {"x1": f[:, a:a + self.window], "x2": f[:, b:b + self.window],
+                "label": torch.tensor(self.labels[k])}
+
+
+class AutoencoderModule(pl.LightningModule):
+    """Stage 1: motion autoencoder + global-motion predictor on normalised features."""
+
+    def __init__(self, ae: MotionAutoencoder, gmp: GlobalMotionPredictor, lr: float = 2e-4,
+                 latent_reg: float = 1e-3) -> None:
+        super().__init__()
+        self.ae, self.gmp, self.lr, self.latent_reg = ae, gmp, lr, latent_reg
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        x = torch.cat([batch["x1"], batch["x2"]])
+        z = self.ae.encode(x)
+        rec = (self.ae.decode(z) - x).abs().mean()
+        root = (self.gmp(x[:, 3:]) - x[:, :3]).abs().mean()
+        loss = rec + root + self.latent_reg * z.abs().mean()
+        self.log_dict({"ae_rec": rec, "root": root}, prog_bar=True, batch_size=len(x))
+        return loss
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=1e-4)
+
+
+class StylizerModule(pl.LightningModule):
+    """Stage 2: content/style encoders and the AdaIN generator on frozen AE latents."""
+
+    def __init__(self, ae: MotionAutoencoder, content: ContentEncoder, style: StyleEncoder,
+                 generator: Generator, *, supervised: bool = True, lr: float = 2e-4,
+                 w_rec: float = 1.0, w_swap: float = 1.0, w_cycle: float = 0.5,
+                 w_kl: float = 1e-2, w_kl_pair: float = 1e-2, w_feat: float = 1.0,
+                 label_dropout: float = 0.2) -> None:
+        super().__init__()
+        self.ae = ae.requires_grad_(False)
+        self.content, self.style, self.generator = content, style, generator
+        self.supervised, self.lr, self.label_dropout = supervised, lr, label_dropout
+        self.w = dict(rec=w_rec, swap=w_swap, cycle=w_cycle, kl=w_kl, kl_pair=w_kl_pair,
+                      feat=w_feat)
+
+    def _sample(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        return mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+
+    def _rec(self, z_hat: torch.Tensor, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        loss = (z_hat - z).abs().mean()
+        if self.w["feat"]:
+            loss = loss + self.w["feat"] * (self.ae.decode(z_hat) - x).abs().mean()
+        return loss
+
+    def losses(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """All GenMoStyle terms for one batch (see the module docstring)."""
+        x1, x2 = batch["x1"], batch["x2"]
+        with torch.no_grad():
+            self.ae.eval()
+            z1, z2 = self.ae.encode(x1), self.ae.encode(x2)
+        lab = None
+        if self.supervised:
+            lab = batch["label"].clone()
+            drop = torch.rand(lab.shape, device=lab.device) < self.label_dropout
+            lab[drop] = self.style.n_styles
+        c1 = self.content(z1)
+        mu1, lv1 = self.style(z1, lab)
+        mu2, lv2 = self.style(z2, lab)
+        s1, s2 = self._sample(mu1, lv1), self._sample(mu2, lv2)
+        out = {"rec": self._rec(self.generator(c1, s1), z1, x1),
+               "swap": self._rec(self.generator(c1, s2), z1, x1)}
+        if len(x1) > 1:
+            zn, xn = z1.roll(1, 0), x1.roll(1, 0)
+            cn = self.content(zn)
+            sn = s1.roll(1, 0)
+            m_to_n = self.generator(c1, sn)                  # M1 in N's style
+            n_to_m = self.generator(cn, s1)                  # N in M1's style
+            mu_b, lv_b = self.style(n_to_m, lab)
+            cyc = self.generator(self.content(m_to_n), self._sample(mu_b, lv_b))
+            out["cycle"] = self._rec(cyc, z1, x1)
+            del xn
+        out["kl"] = kl_normal(mu1, lv1).mean()
+        out["kl_pair"] = 0.5 * (kl_normal(mu1, lv1, mu2, lv2)
+                                + kl_normal(mu2, lv2, mu1, lv1)).mean()
+        return out
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        parts = self.losses(batch)
+        loss = sum(self.w[k] * v for k, v in parts.items())
+        self.log_dict({k: v for k, v in parts.items() if k in ("rec", "swap", "kl")},
+                      prog_bar=True, batch_size=len(batch["x1"]))
+        return loss
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        params = [p for n, p in self.named_parameters() if not n.startswith("ae.")]
+        return torch.optim.AdamW(params, lr=self.lr, weight_decay=1e-4)
