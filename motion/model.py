@@ -21,7 +21,7 @@ from torch import nn
 
 def adain(h: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float = 1e-5
           ) -> torch.Tensor:
-    """AdaIN (Huang & Belongie 2017, Eq. 8): per-channel time statistics of ``h`` set to (beta, gamma)."""
+    """AdaIN (Huang & Belongie 2017, Eq. 8): channel statistics of ``h`` over time -> (beta, gamma)."""
     mu = h.mean(dim=-1, keepdim=True)
     sd = (h.var(dim=-1, keepdim=True, unbiased=False) + eps).sqrt()
     return gamma.unsqueeze(-1) * (h - mu) / sd + beta.unsqueeze(-1)
@@ -29,7 +29,7 @@ def adain(h: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float =
 
 def kl_normal(mu: torch.Tensor, logvar: torch.Tensor, mu2: torch.Tensor | None = None,
               logvar2: torch.Tensor | None = None) -> torch.Tensor:
-    """KL(N(mu, e^logvar) || N(mu2, e^logvar2)) summed over the last dim; standard normal default."""
+    """KL(N(mu, e^logvar) || N(mu2, e^logvar2)) summed over the last dim; N(0, I) by default."""
     if mu2 is None:
         mu2, logvar2 = torch.zeros_like(mu), torch.zeros_like(logvar)
     return 0.5 * (logvar2 - logvar + (logvar.exp() + (mu - mu2) ** 2) / logvar2.exp() - 1).sum(-1)

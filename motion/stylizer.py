@@ -1,4 +1,4 @@
-"""The user-facing stylizer (GenMoStyle, Guo et al. ICLR 2024, Sec. 3.4 inference): fit, stylize, save.
+"""User-facing stylizer (GenMoStyle, Guo et al. ICLR 2024, Sec. 3.4 inference): fit, stylize, save.
 
 ``Stylizer(config).fit(clips)`` trains the motion autoencoder, then the latent stylizer;
 ``stylize(content, style=...)`` re-renders a clip in a style given by a label (a draw from that

@@ -1,4 +1,4 @@
-"""Lightning training of GenMoStyle (Guo et al. ICLR 2024, Sec. 3.2-3.3): AE first, then the stylizer.
+"""Lightning training of GenMoStyle (Guo et al. ICLR 2024, Sec. 3.2-3.3): AE, then the stylizer.
 
 Stage 1 (:class:`AutoencoderModule`): L1 reconstruction of normalised features through the motion
 autoencoder, plus the global-motion predictor (root velocity from the local motion).
