@@ -21,7 +21,7 @@ from torch import nn
 
 def adain(h: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float = 1e-5
           ) -> torch.Tensor:
-    """AdaIN (Huang & Belongie 2017, Eq. 8): channel statistics of ``h`` over time -> (beta, gamma)."""
+    """AdaIN (Huang & Belongie 2017, Eq. 8): channel statistics over time set to (beta, gamma)."""
     mu = h.mean(dim=-1, keepdim=True)
     sd = (h.var(dim=-1, keepdim=True, unbiased=False) + eps).sqrt()
     return gamma.unsqueeze(-1) * (h - mu) / sd + beta.unsqueeze(-1)
