@@ -1,4 +1,4 @@
-"""The verticals the CLI knows: each ``pipelines/<domain>.py`` defines ``VERTICAL = Vertical(...)``."""
+"""The verticals the CLI knows: each ``pipelines/<domain>.py`` defines ``VERTICAL``."""
 
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ class Vertical:
 
 
 def load_vertical(name: str) -> Vertical:
-    """Import ``pipelines.<name>`` and return its ``VERTICAL``; clear error if unknown or missing."""
+    """Import ``pipelines.<name>``, return its ``VERTICAL``; clear error if unknown or missing."""
     if name not in MODULES:
         raise ConfigError(f"unknown domain {name!r}; valid: {', '.join(MODULES)}")
     try:
@@ -64,7 +64,14 @@ def load_vertical(name: str) -> Vertical:
             f"domain {name!r} needs the optional dependency {exc.name!r}: "
             f"pip install 'genpipes[{name}]'"
         ) from exc
-    return module.VERTICAL
+    except Exception as exc:  # a bug in the vertical's module: report it, do not crash `list`
+        raise ConfigError(
+            f"domain {name!r} failed to import: {type(exc).__name__}: {exc}"
+        ) from exc
+    vertical = getattr(module, "VERTICAL", None)
+    if not isinstance(vertical, Vertical):
+        raise ConfigError(f"domain {name!r} failed to import: {MODULES[name]} defines no VERTICAL")
+    return vertical
 
 
 def available_verticals() -> dict[str, Vertical | str]:
