@@ -167,13 +167,15 @@ class Reconstruction:
 
 
 def optimise(views: Views, cameras: list[Camera], cfg: ReconstructConfig | None = None,
-             renderer: Renderer | None = None) -> Reconstruction:
+             renderer: Renderer | str | None = None) -> Reconstruction:
     """Fit SDF, mSDF and deformation to the views with Adam; see the module docstring."""
     cfg = cfg or ReconstructConfig()
     if cfg.mode not in MODES:
         raise ConfigError(f"unknown reconstruction mode {cfg.mode!r}; valid: {MODES}")
     check_views(views, cameras, bound=cfg.bound)
-    r = renderer or get_renderer(cfg.renderer)
+    if renderer is None or isinstance(renderer, str):
+        renderer = get_renderer(renderer or cfg.renderer)
+    r = renderer
     device = torch.device(getattr(r, "device", "cpu"))
     gen = torch.Generator().manual_seed(cfg.seed)
     grid = build_tet_grid(cfg.resolution, cfg.bound).to(device)
@@ -236,14 +238,14 @@ def optimise(views: Views, cameras: list[Camera], cfg: ReconstructConfig | None 
 
 
 def reconstruct(views: Views, cameras: list[Camera], cfg: ReconstructConfig | None = None,
-                renderer: Renderer | None = None, **overrides):  # -> trimesh.Trimesh
+                renderer: Renderer | str | None = None, **overrides):  # -> trimesh.Trimesh
     """Reconstruct an open or closed mesh from multiview masks / depths / normals (G-Shell).
 
     Args:
         views: target observations (see :class:`~shapes.gshell.views.Views`).
         cameras: one OpenCV camera per view.
         cfg: a :class:`ReconstructConfig`; ``overrides`` replace its fields by name.
-        renderer: an explicit renderer (default: ``get_renderer(cfg.renderer)``).
+        renderer: a renderer or its name (default: ``get_renderer(cfg.renderer)``).
 
     Returns:
         The reconstructed ``trimesh.Trimesh``; ``mesh.metadata["gshell"]`` holds the seconds

@@ -118,7 +118,8 @@ def check_views(views: Views, cameras: list[Camera], source: str | Path = "<view
         if arr is not None and tuple(arr.shape[:3]) != (n, H, W):
             raise DataError(f"{name} maps have shape {tuple(arr.shape[:3])}", file=source,
                             field=name, expected=f"{(n, H, W)} like the masks")
-    corners = np.array(np.meshgrid(*[[-bound, bound]] * 3, indexing="ij")).reshape(3, -1).T
+    lin = np.linspace(-bound, bound, 9)
+    probe = np.array(np.meshgrid(lin, lin, lin, indexing="ij")).reshape(3, -1).T
     for i, cam in enumerate(cameras):
         if (cam.height, cam.width) != (H, W):
             raise DataError(f"camera is {cam.width}x{cam.height} but the image is {W}x{H}",
@@ -128,12 +129,12 @@ def check_views(views: Views, cameras: list[Camera], source: str | Path = "<view
             raise DataError(f"{views.name(i)}: the mask is empty, this camera sees nothing",
                             file=source, field=f"frames[{i}]",
                             expected="a view with the object in it (alpha > 0.5 somewhere)")
-        xc = corners @ cam.R.T + cam.t
-        if np.any(xc[:, 2] <= 0):
-            continue  # camera inside / beside the volume: cannot bound its footprint cheaply
-        uv = xc[:, :2] / xc[:, 2:] @ cam.K[:2, :2].T + cam.K[:2, 2]
-        lo, hi = uv.min(0), uv.max(0)
-        if hi[0] < 0 or hi[1] < 0 or lo[0] > W - 1 or lo[1] > H - 1:
+        xc = probe @ cam.R.T + cam.t
+        front = xc[:, 2] > 1e-6
+        uv = xc[front, :2] / xc[front, 2:] @ cam.K[:2, :2].T + cam.K[:2, 2]
+        seen = (uv[:, 0] >= -0.5) & (uv[:, 0] <= W - 0.5) & (uv[:, 1] >= -0.5) & (
+            uv[:, 1] <= H - 0.5)
+        if not seen.any():
             raise DataError(f"{views.name(i)}: camera does not see the volume [-{bound}, "
                             f"{bound}]^3", file=source, field=f"frames[{i}].R/t",
                             expected="a camera looking at the object")

@@ -1,0 +1,124 @@
+"""G-Shell rendering (analytic sphere), tiny reconstructions and bad view/camera input."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+trimesh = pytest.importorskip("trimesh")
+pytest.importorskip("deodr")
+
+from common.errors import DataError  # noqa: E402
+from shapes.gshell.reconstruct import reconstruct, udf_baseline  # noqa: E402
+from shapes.gshell.render import DeodrRenderer, look_at_camera  # noqa: E402
+from shapes.gshell.views import check_views, load_views, render_views, save_views  # noqa: E402
+from shapes.metrics import chamfer_distance, sample_surface  # noqa: E402
+
+
+def _boundary_edges(mesh) -> int:
+    e = np.sort(mesh.edges, axis=1)
+    _, counts = np.unique(e, axis=0, return_counts=True)
+    return int((counts == 1).sum())
+
+
+@pytest.fixture(scope="module")
+def hemisphere():
+    s = trimesh.creation.icosphere(4, radius=0.4)
+    m = trimesh.Trimesh(s.vertices, s.faces[s.triangles_center[:, 1] > 0.0])
+    m.remove_unreferenced_vertices()
+    return m
+
+
+@pytest.fixture(scope="module")
+def hemi_views(hemisphere):
+    return render_views(hemisphere, n_views=8, resolution=64, renderer="deodr")
+
+
+def test_cpu_renderer_sphere_matches_projection():
+    a, d = 0.5, 3.0
+    s = trimesh.creation.icosphere(5, radius=a)
+    cam = look_at_camera([0, 0, -d], [0, 0, 0], [0, 1, 0], 30, 128, 128)
+    v = torch.tensor(s.vertices, requires_grad=True)
+    out = DeodrRenderer().render(v, torch.tensor(s.faces), cam)
+    # a sphere projects to a disc of radius f a / sqrt(d^2 - a^2); DEODR's antialiasing ramp
+    # adds about half a pixel around the silhouette
+    rad = cam.K[0, 0] * a / math.sqrt(d * d - a * a)
+    assert float(out["mask"].detach().sum()) == pytest.approx(math.pi * (rad + 0.5) ** 2, rel=0.02)
+    assert float((out["mask"] > 0.5).sum()) == pytest.approx(math.pi * rad**2, rel=0.05)
+    c = 64
+    assert float(out["depth"][c, c]) == pytest.approx(d - a, abs=2e-3)
+    assert float(out["normal"][c, c, 2]) == pytest.approx(-1.0, abs=1e-2)  # faces the camera
+    # the mask area grows with the radius: its gradient along the outward normals is positive
+    out["mask"].sum().backward()
+    radial = (v.grad * v.detach() / a).sum()
+    assert float(radial) > 0
+
+
+def test_tiny_reconstruction_of_open_hemisphere(hemisphere, hemi_views):
+    views, cams = hemi_views
+    gt = sample_surface(hemisphere, 4000)[0]
+    kw = dict(resolution=16, iterations=40, views_per_step=2, progress=False, renderer="deodr")
+    open_mesh = reconstruct(views, cams, mode="gshell", **kw)
+    closed = reconstruct(views, cams, mode="watertight", **kw)
+    cd_open = chamfer_distance(sample_surface(open_mesh, 4000)[0], gt)
+    cd_closed = chamfer_distance(sample_surface(closed, 4000)[0], gt)
+    assert _boundary_edges(open_mesh) > 0
+    assert _boundary_edges(closed) == 0
+    assert cd_open < 0.07  # the grid cell is 0.075 at this resolution
+    assert cd_open < cd_closed
+    udf = udf_baseline(views, cams, resolution=16)
+    assert _boundary_edges(udf) == 0  # a double layer, closed
+
+
+def test_views_round_trip(tmp_path, hemi_views):
+    views, cams = hemi_views
+    save_views(views, cams, tmp_path)
+    back, cams2 = load_views(tmp_path)
+    assert len(back) == len(views) and len(cams2) == len(cams)
+    assert torch.allclose(back.masks, views.masks, atol=1 / 255)
+    assert torch.allclose(back.depths, views.depths)
+    np.testing.assert_allclose(cams2[3].K, cams[3].K)
+
+
+def test_bad_views_raise_clear_errors(tmp_path, hemi_views):
+    views, cams = hemi_views
+    with pytest.raises(DataError, match="8 views but 7 cameras"):
+        check_views(views, cams[:7])
+    small = look_at_camera([0, 0, -2.5], [0, 0, 0], [0, 1, 0], 45, 32, 32)
+    with pytest.raises(DataError, match="camera is 32x32 but the image is 64x64"):
+        check_views(views, [small] + cams[1:])
+    away = look_at_camera([0, 0, -2.5], [0, 0, -5], [0, 1, 0], 45, 64, 64)
+    with pytest.raises(DataError, match="does not see the volume"):
+        check_views(views, cams[:2] + [away] + cams[3:])
+    aside = look_at_camera([0, 0, -2.5], [5, 0, -2.5], [0, 1, 0], 45, 64, 64)
+    with pytest.raises(DataError, match="does not see the volume"):
+        check_views(views, cams[:2] + [aside] + cams[3:])
+    empty = type(views)(views.masks.clone(), views.depths, views.normals)
+    empty.masks[4] = 0
+    with pytest.raises(DataError, match="sees nothing"):
+        check_views(empty, cams)
+    # an image without alpha where the mask is needed
+    from PIL import Image
+
+    save_views(views, cams, tmp_path)
+    Image.open(tmp_path / "view_002.png").convert("RGB").save(tmp_path / "view_002.png")
+    with pytest.raises(DataError, match="no alpha channel") as err:
+        load_views(tmp_path)
+    assert "view_002.png" in str(err.value)
+    # a camera file that disagrees with the images
+    save_views(views, cams, tmp_path)
+    meta = json.loads((tmp_path / "cameras.json").read_text())
+    meta["frames"][1]["width"] = 80
+    (tmp_path / "cameras.json").write_text(json.dumps(meta))
+    with pytest.raises(DataError, match="frames\\[1\\].width/height"):
+        load_views(tmp_path)
+    del meta["frames"][1]["K"]
+    (tmp_path / "cameras.json").write_text(json.dumps(meta))
+    with pytest.raises(DataError, match="frame 1 has no 'K'"):
+        load_views(tmp_path)
+    with pytest.raises(DataError, match="no camera file"):
+        load_views(tmp_path / "missing")
