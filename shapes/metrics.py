@@ -77,18 +77,21 @@ def sample_surface(mesh: trimesh.Trimesh, n: int, seed: int = 0
 
 def normal_consistency(mesh_a: trimesh.Trimesh, mesh_b: trimesh.Trimesh, n_points: int = 10000,
                        seed: int = 0) -> float:
-    """Normal consistency (ONet Sec. 4): mean |n_a . n_b| of nearest-neighbour surface samples.
+    """Normal consistency (ONet Sec. 4): mean |n_a(p) . n_b(q)|, q the closest surface point.
 
-    Averaged over both directions (a -> b and b -> a); 1 for identical surfaces. The absolute
-    value makes it independent of face orientation (open and soup meshes).
+    Points p are sampled on one mesh; q is the exact closest point on the other mesh's surface
+    (point-cloud-utils, libigl AABB tree), so a mesh against itself scores exactly 1. Averaged
+    over both directions; the absolute value ignores face orientation (open and soup meshes).
     """
-    pa, na = sample_surface(mesh_a, n_points, seed)
-    pb, nb = sample_surface(mesh_b, n_points, seed + 1)
-    ia = cKDTree(pb).query(pa, k=1)[1]
-    ib = cKDTree(pa).query(pb, k=1)[1]
-    ab = np.abs((na * nb[ia]).sum(1)).mean()
-    ba = np.abs((nb * na[ib]).sum(1)).mean()
-    return float((ab + ba) / 2)
+    import point_cloud_utils as pcu
+
+    def one_way(src: trimesh.Trimesh, dst: trimesh.Trimesh, s: int) -> float:
+        p, n = sample_surface(src, n_points, s)
+        _, fid, _ = pcu.closest_points_on_mesh(p, np.ascontiguousarray(dst.vertices, np.float64),
+                                               np.ascontiguousarray(dst.faces, np.int32))
+        return float(np.abs((n * np.asarray(dst.face_normals)[fid]).sum(1)).mean())
+
+    return (one_way(mesh_a, mesh_b, seed) + one_way(mesh_b, mesh_a, seed + 1)) / 2
 
 
 def volumetric_iou(occ_a: np.ndarray, occ_b: np.ndarray) -> float:

@@ -1,0 +1,199 @@
+"""Networks of the WaLa latent model (Sivaram et al. 2024, Sec. 3.2-3.3), scaled for CPU.
+
+* ``WaveletAutoencoder``: dense wavelet part [8, C^3] -> latent grid [c, L^3] -> back (a
+  convolutional autoencoder; WaLa maps the 46^3 tree to a 12^3 x 4 latent).
+* ``PointNetEncoder``: PointNet (Qi et al. 2017, Fig. 2 without the T-nets): shared MLP + max
+  pool over N surface points, the point-cloud condition.
+* ``LatentUNet3D``: a 3-D U-Net denoiser backbone F(c_in x, c_noise, cond) with FiLM time and
+  condition embeddings and classifier-free condition dropout (Ho & Salimans 2022, Alg. 1).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _groups(c: int) -> int:
+    return math.gcd(c, 8)
+
+
+class ResBlock3d(nn.Module):
+    """GroupNorm-SiLU-Conv x2 with a residual path and optional FiLM from an embedding."""
+
+    def __init__(self, cin: int, cout: int, emb_dim: int | None = None) -> None:
+        super().__init__()
+        self.n1, self.c1 = nn.GroupNorm(_groups(cin), cin), nn.Conv3d(cin, cout, 3, padding=1)
+        self.n2, self.c2 = nn.GroupNorm(_groups(cout), cout), nn.Conv3d(cout, cout, 3, padding=1)
+        self.skip = nn.Conv3d(cin, cout, 1) if cin != cout else nn.Identity()
+        self.film = nn.Linear(emb_dim, 2 * cout) if emb_dim else None
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.c1(F.silu(self.n1(x)))
+        h = self.n2(h)
+        if self.film is not None and emb is not None:
+            scale, shift = self.film(emb)[:, :, None, None, None].chunk(2, dim=1)
+            h = h * (1 + scale) + shift
+        return self.skip(x) + self.c2(F.silu(h))
+
+
+class WaveletAutoencoder(nn.Module):
+    """Deterministic conv autoencoder between the standardised dense wavelet part and a latent grid.
+
+    Channels are standardised with per-channel ``mean``/``std`` buffers (set from training data by
+    ``set_normalization``); ``loss`` is the per-sample MSE in standardised units.
+    """
+
+    def __init__(self, in_channels: int = 8, dense_size: int = 22, latent_channels: int = 4,
+                 latent_size: int = 6, width: int = 32) -> None:
+        super().__init__()
+        self.dense_size, self.latent_size = int(dense_size), int(latent_size)
+        self.register_buffer("mean", torch.zeros(in_channels))
+        self.register_buffer("std", torch.ones(in_channels))
+        n_down = max(0, int(math.floor(math.log2(max(dense_size / latent_size, 1.0)))))
+        enc: list[nn.Module] = [nn.Conv3d(in_channels, width, 3, padding=1)]
+        c = width
+        for _ in range(n_down):
+            enc += [ResBlock3d(c, c * 2 if c < 4 * width else c),
+                    nn.Conv3d(min(c * 2, 4 * width), min(c * 2, 4 * width), 3, stride=2,
+                              padding=1)]
+            c = min(c * 2, 4 * width)
+        self.encoder = nn.Sequential(*enc, ResBlock3d(c, c))
+        self.to_latent = nn.Sequential(nn.GroupNorm(_groups(c), c), nn.SiLU(),
+                                       nn.Conv3d(c, latent_channels, 1))
+        self.from_latent = nn.Conv3d(latent_channels, c, 3, padding=1)
+        dec: list[nn.Module] = [ResBlock3d(c, c)]
+        self.n_up = n_down
+        for _ in range(n_down):
+            dec.append(ResBlock3d(c, max(c // 2, width)))
+            c = max(c // 2, width)
+        self.decoder = nn.ModuleList(dec)
+        self.out = nn.Sequential(nn.GroupNorm(_groups(c), c), nn.SiLU(),
+                                 nn.Conv3d(c, in_channels, 3, padding=1))
+
+    @torch.no_grad()
+    def set_normalization(self, dense: torch.Tensor) -> None:
+        """Per-channel mean and std of a batch of dense parts [B, 8, C, C, C]."""
+        self.mean.copy_(dense.mean(dim=(0, 2, 3, 4)))
+        self.std.copy_(dense.std(dim=(0, 2, 3, 4)).clamp_min(1e-6))
+
+    def standardize(self, dense: torch.Tensor) -> torch.Tensor:
+        return (dense - self.mean[:, None, None, None]) / self.std[:, None, None, None]
+
+    def unstandardize(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.std[:, None, None, None] + self.mean[:, None, None, None]
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Standardised dense part [B, 8, C^3] -> latent [B, c, L^3]."""
+        h = self.encoder(x)
+        h = F.adaptive_avg_pool3d(h, self.latent_size)
+        return self.to_latent(h)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Latent [B, c, L^3] -> standardised dense part [B, 8, C^3]."""
+        h = self.decoder[0](self.from_latent(z))
+        for i, block in enumerate(self.decoder[1:]):
+            size = self.dense_size if i == self.n_up - 1 else min(h.shape[-1] * 2, self.dense_size)
+            h = block(F.interpolate(h, size=size, mode="trilinear", align_corners=False))
+        if h.shape[-1] != self.dense_size:
+            h = F.interpolate(h, size=self.dense_size, mode="trilinear", align_corners=False)
+        return self.out(h)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+    def loss(self, x0: torch.Tensor, cond: Any = None, mask: torch.Tensor | None = None,
+             generator: Any = None) -> torch.Tensor:
+        """Per-sample reconstruction MSE of the standardised dense part (``x0`` is standardised)."""
+        return ((self(x0) - x0) ** 2).flatten(1).mean(1)
+
+
+class PointNetEncoder(nn.Module):
+    """PointNet global feature (Qi et al. 2017): shared MLP 3-64-128-256, max pool, linear."""
+
+    def __init__(self, out_dim: int = 128, width: int = 64) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Conv1d(3, width, 1), nn.SiLU(),
+                                 nn.Conv1d(width, 2 * width, 1), nn.SiLU(),
+                                 nn.Conv1d(2 * width, 4 * width, 1))
+        self.head = nn.Sequential(nn.SiLU(), nn.Linear(4 * width, out_dim))
+
+    def forward(self, points: torch.Tensor) -> torch.Tensor:
+        """[B, N, 3] points -> [B, out_dim], invariant to the order of the points."""
+        return self.head(self.mlp(points.transpose(1, 2)).amax(dim=2))
+
+
+def fourier_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """Sinusoidal embedding of a scalar per sample (Vaswani et al. 2017, as in DDPM/EDM)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device) / half)
+    args = t.float()[:, None] * 100 * freqs[None]
+    return torch.cat([args.sin(), args.cos()], dim=1)
+
+
+class LatentUNet3D(nn.Module):
+    """A two-level 3-D U-Net over the latent grid, conditioned on noise level and a point cloud.
+
+    ``cond`` is None (unconditional), a [B, N, 3] tensor, or a dict with ``points`` and an
+    optional boolean ``drop`` [B]. In training mode each sample's condition is replaced by the
+    learned null embedding with probability ``cond_drop`` (classifier-free guidance training).
+    """
+
+    def __init__(self, channels: int = 4, width: int = 64, emb_dim: int = 128,
+                 condition: str = "none", cond_drop: float = 0.1) -> None:
+        super().__init__()
+        if condition not in ("none", "points"):
+            raise ValueError(f"condition must be 'none' or 'points', got {condition!r}")
+        self.condition, self.cond_drop, self.emb_dim = condition, float(cond_drop), emb_dim
+        self.time = nn.Sequential(nn.Linear(emb_dim, emb_dim), nn.SiLU(),
+                                  nn.Linear(emb_dim, emb_dim))
+        if condition == "points":
+            self.cond_encoder = PointNetEncoder(emb_dim)
+            self.null = nn.Parameter(torch.zeros(emb_dim))
+        self.inp = nn.Conv3d(channels, width, 3, padding=1)
+        self.d1 = ResBlock3d(width, width, emb_dim)
+        self.down = nn.Conv3d(width, 2 * width, 3, stride=2, padding=1)
+        self.m1 = ResBlock3d(2 * width, 2 * width, emb_dim)
+        self.m2 = ResBlock3d(2 * width, 2 * width, emb_dim)
+        self.u1 = ResBlock3d(3 * width, width, emb_dim)
+        self.u2 = ResBlock3d(width, width, emb_dim)
+        self.out = nn.Sequential(nn.GroupNorm(_groups(width), width), nn.SiLU(),
+                                 nn.Conv3d(width, channels, 3, padding=1))
+        nn.init.zeros_(self.out[-1].weight)
+        nn.init.zeros_(self.out[-1].bias)
+
+    def _cond_embedding(self, cond: Any, batch: int, device: torch.device) -> torch.Tensor | None:
+        if self.condition == "none":
+            return None
+        null = self.null[None].expand(batch, -1)
+        if cond is None:
+            return null
+        points, drop = (cond.get("points"), cond.get("drop")) if isinstance(cond, dict) \
+            else (cond, None)
+        if points is None:
+            return null
+        emb = self.cond_encoder(points.to(device))
+        if drop is None and self.training and self.cond_drop > 0:
+            drop = torch.rand(batch, device=device) < self.cond_drop
+        if drop is not None:
+            emb = torch.where(drop.to(device)[:, None], null, emb)
+        return emb
+
+    def forward(self, x: torch.Tensor, c_noise: torch.Tensor, cond: Any = None) -> torch.Tensor:
+        emb = self.time(fourier_embedding(c_noise, self.emb_dim))
+        c = self._cond_embedding(cond, x.shape[0], x.device)
+        if c is not None:
+            emb = emb + c
+        h0 = self.d1(self.inp(x), emb)
+        h = self.m2(self.m1(self.down(h0), emb), emb)
+        h = F.interpolate(h, size=h0.shape[2:], mode="trilinear", align_corners=False)
+        h = self.u2(self.u1(torch.cat([h, h0], dim=1), emb), emb)
+        return self.out(h)
+
+
+__all__ = ["ResBlock3d", "WaveletAutoencoder", "PointNetEncoder", "LatentUNet3D",
+           "fourier_embedding"]

@@ -1,0 +1,80 @@
+"""Mesh loading: real shared meshes load; each kind of bad input is a DataError naming the file."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import trimesh
+
+from common.errors import DataError
+from shapes.mesh_io import load_mesh, load_mesh_dir, normalize_to_unit_cube, validate_mesh
+
+
+def test_real_formats_load(shared_data):
+    root = shared_data / "shapes"
+    for rel in ("common-3d-test-models/cow.obj", "trimesh-models/bunny.ply",
+                "trimesh-models/round.stl", "trimesh-models/ballA.off", "trimesh-models/Duck.glb"):
+        mesh = load_mesh(root / rel)
+        assert len(mesh.faces) > 0 and np.isfinite(mesh.vertices).all()
+
+
+def test_scene_with_parts_is_concatenated_and_said_so(tmp_path):
+    scene = trimesh.Scene([trimesh.creation.box(), trimesh.creation.icosphere(1)])
+    path = tmp_path / "two.glb"
+    path.write_bytes(scene.export(file_type="glb"))
+    mesh = load_mesh(path)
+    assert len(mesh.faces) == 12 + 80
+    assert any("2 parts" in r for r in mesh.metadata["genpipes_repairs"])
+
+
+def test_unreadable_file(tmp_path):
+    bad = tmp_path / "broken.ply"
+    bad.write_bytes(b"ply\nformat binary_little_endian 1.0\nelement vertex 99\nend_header\n\x00")
+    with pytest.raises(DataError, match="broken.ply"):
+        load_mesh(bad)
+
+
+def test_no_faces(tmp_path):
+    path = tmp_path / "points.obj"
+    path.write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\n")
+    with pytest.raises(DataError, match="points.obj"):
+        load_mesh(path)
+
+
+def test_nan_vertices(tmp_path):
+    path = tmp_path / "nan.obj"
+    path.write_text("v 0 0 0\nv 1 0 0\nv 0 1 nan\nv 0 0 1\nf 1 2 3\nf 1 2 4\n")
+    with pytest.raises(DataError, match="NaN") as err:
+        load_mesh(path)
+    assert "nan.obj" in str(err.value)
+
+
+def test_flat_mesh_refused_unless_allowed(shared_data):
+    plane = shared_data / "shapes" / "trimesh-models" / "plane.ply"
+    with pytest.raises(DataError, match="flat"):
+        load_mesh(plane)
+    assert len(load_mesh(plane, allow_flat=True).faces) == 2
+
+
+def test_huge_mesh_decimated_with_note():
+    sphere = trimesh.creation.icosphere(5)  # 20480 faces
+    mesh = validate_mesh(sphere, "big", max_faces=2000)
+    assert len(mesh.faces) <= 2000
+    assert "decimated" in mesh.metadata["genpipes_repairs"][-1]
+
+
+def test_dir_keeps_going_and_reports(tmp_path):
+    trimesh.creation.box().export(tmp_path / "good.stl")
+    (tmp_path / "bad.obj").write_text("v 0 0 0\n")
+    meshes, errors = load_mesh_dir(tmp_path)
+    assert list(meshes) == ["good.stl"] and list(errors) == ["bad.obj"]
+    assert "bad.obj" in errors["bad.obj"]
+
+
+def test_normalize_to_unit_cube_round_trip():
+    box = trimesh.creation.box((2.0, 1.0, 0.5))
+    box.apply_translation([3, -1, 7])
+    out, center, scale = normalize_to_unit_cube(box, padding=0.1)
+    np.testing.assert_allclose(out.extents, [0.8, 0.4, 0.2], atol=1e-12)
+    np.testing.assert_allclose(out.bounds.mean(0), 0, atol=1e-12)
+    np.testing.assert_allclose(out.vertices / scale + center, box.vertices, atol=1e-12)
