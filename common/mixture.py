@@ -37,6 +37,7 @@ class GaussianMixture:
         if not torch.isclose(self.weights.sum(), self.weights.new_tensor(1.0)):
             raise ValueError(f"mixture weights sum to {float(self.weights.sum())}, expected 1")
         self.log_weights = self.weights.log()
+        self._eig = torch.linalg.eigh(self.covs)
 
     @property
     def dim(self) -> int:
@@ -67,18 +68,22 @@ class GaussianMixture:
         chol = torch.linalg.cholesky(self.covs)[labels]
         return self.means[labels] + (chol @ z[..., None])[..., 0], labels
 
-    def _components(self, x: torch.Tensor, sigma: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """log N_k(x; mu_k, S_k + sigma^2 I) [B, K] and (S_k + sigma^2 I)^-1 (x - mu_k)."""
+    def _components(self, x: torch.Tensor, sigma: Any) -> tuple[torch.Tensor, ...]:
+        """log N_k(x; mu_k, S_k + sigma^2 I) [B, K] and (S_k + sigma^2 I)^-1 (x - mu_k).
+
+        Uses the eigendecomposition S_k = U_k diag(lam_k) U_k^T, so per-sample sigmas cost no
+        factorisation: (S_k + sigma^2 I)^-1 = U_k diag(1 / (lam_k + sigma^2)) U_k^T.
+        """
         b, d = x.shape
-        sigma = torch.as_tensor(sigma, dtype=x.dtype).reshape(-1).expand(b)
-        eye = torch.eye(d, dtype=x.dtype)
-        cov = self.covs.to(x.dtype)[None] + (sigma**2)[:, None, None, None] * eye  # [B, K, d, d]
-        chol = torch.linalg.cholesky(cov)
-        diff = x[:, None, :] - self.means.to(x.dtype)[None]  # [B, K, d]
-        sol = torch.cholesky_solve(diff[..., None], chol)[..., 0]
-        maha = (diff * sol).sum(-1)
-        logdet = 2 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
-        log_n = -0.5 * (maha + logdet + d * math.log(2 * math.pi))
+        sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).reshape(-1).expand(b)
+        lam, vecs = self._eig
+        lam, vecs = lam.to(x), vecs.to(x)
+        var = lam[None] + (sigma**2)[:, None, None]  # [B, K, d]
+        diff = x[:, None, :] - self.means.to(x)[None]  # [B, K, d]
+        z = (diff.transpose(0, 1) @ vecs).transpose(0, 1)  # coordinates in each eigenbasis
+        sol = ((z / var).transpose(0, 1) @ vecs.transpose(1, 2)).transpose(0, 1)
+        maha = (z**2 / var).sum(-1)
+        log_n = -0.5 * (maha + var.log().sum(-1) + d * math.log(2 * math.pi))
         return log_n, sol
 
     def log_prob(self, x: torch.Tensor, sigma: Any = 0.0) -> torch.Tensor:
