@@ -65,9 +65,13 @@ def _wavedecn(grid: np.ndarray, cfg: WaveletConfig) -> list:
 
 
 def dense_shape(resolution: int, cfg: WaveletConfig) -> tuple[int, int, int, int]:
-    """Shape ``(8, C, C, C)`` of the dense part for a ``resolution^3`` grid."""
-    coeffs = _wavedecn(np.zeros((resolution,) * 3, dtype=np.float32), cfg)
-    return (1 + len(SUBBANDS), *coeffs[0].shape)
+    """Shape ``(8, C, C, C)`` of the dense part of a ``resolution^3`` grid (``dwt_coeff_len``)."""
+    import pywt
+
+    n = int(resolution)
+    for _ in range(cfg.levels):
+        n = pywt.dwt_coeff_len(n, pywt.Wavelet(cfg.wavelet).dec_len, cfg.mode)
+    return (1 + len(SUBBANDS), n, n, n)
 
 
 def encode(grid: np.ndarray, cfg: WaveletConfig | None = None) -> WaveletTree:
