@@ -129,7 +129,8 @@ def plot_forecasts(history: pd.DataFrame | list[dict[str, Any]], forecast: pd.Da
         mid = min(qcols, key=lambda c: abs(float(c[1:]) - 0.5))
         ax.plot(t, f[mid], "C0-", lw=1.5, label="median")
         if actual is not None:
-            a = actual[actual["item_id"] == item]
+            a = actual[(actual["item_id"] == item)
+                       & (pd.to_datetime(actual["timestamp"]) >= t.min())]
             ax.plot(pd.to_datetime(a["timestamp"]), a["target"], "k--", lw=1, label="actual")
         ax.set_title(str(item), fontsize=9)
         ax.legend(fontsize=7, loc="upper left")

@@ -102,7 +102,7 @@ def load_nips_tar(path: str | Path, name: str, freq: str, prediction_length: int
 
 
 def load_exchange_rate(path: str | Path, windows: int = 5) -> SplitDataset:
-    """LSTNet's ``exchange_rate.txt(.gz)``: 8 columns, business-daily from 1990-01-01, horizon 30."""
+    """LSTNet's ``exchange_rate.txt(.gz)``: 8 series, business-daily from 1990-01-01, horizon 30."""
     path = _need(Path(path))
     df = pd.read_csv(path, header=None)
     full = [_entry(i, "1990-01-01", df[c].to_numpy(), "B") for i, c in enumerate(df.columns)]

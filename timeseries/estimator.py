@@ -136,25 +136,36 @@ class TSDiffEstimator:
         self.checkpoint_dir = checkpoint_dir
         self.seed = seed
 
+    def create_module(self) -> DiffusionModule:
+        """The LightningModule (core ``DiffusionModule``) around a fresh TSDiff denoiser."""
+        return DiffusionModule(self.config.build(), lr=self.lr, grad_clip=self.gradient_clip_val)
+
+    def create_loader(self, training_data: Any) -> torch.utils.data.DataLoader:
+        """Batches of random scaled windows (each epoch ``num_batches_per_epoch`` batches)."""
+        entries = validate_entries(training_data)
+        series = [entry_arrays(e, i) for i, e in enumerate(entries)]
+        return torch.utils.data.DataLoader(
+            WindowBatches(series, self.config, self.batch_size, self.num_batches_per_epoch,
+                          self.seed), batch_size=None, shuffle=False)
+
+    def create_predictor(self, module: DiffusionModule) -> TSDiffPredictor:
+        """A predictor from a trained module."""
+        return TSDiffPredictor(module.model.cpu(), self.config, seed=self.seed)
+
     def train(self, training_data: Any, validation_data: Any = None, **kwargs: Any
               ) -> TSDiffPredictor:
         """Fit the unconditional model on random windows; resumes from ``checkpoint_dir``."""
         import lightning.pytorch as pl
 
-        entries = validate_entries(training_data)
-        series = [entry_arrays(e, i) for i, e in enumerate(entries)]
         pl.seed_everything(self.seed, workers=True, verbose=False)
-        denoiser = self.config.build()
-        module = DiffusionModule(denoiser, lr=self.lr, grad_clip=self.gradient_clip_val)
-        loader = torch.utils.data.DataLoader(
-            WindowBatches(series, self.config, self.batch_size, self.num_batches_per_epoch,
-                          self.seed), batch_size=None, shuffle=False)
+        loader = self.create_loader(training_data)
+        module = self.create_module()
         trainer = make_trainer(self.trainer_config, self.checkpoint_dir)
         ckpt = None
         if self.checkpoint_dir is not None and (Path(self.checkpoint_dir) / "last.ckpt").exists():
             ckpt = str(Path(self.checkpoint_dir) / "last.ckpt")
         trainer.fit(module, loader, ckpt_path=ckpt)
-        return TSDiffPredictor(denoiser.cpu(), self.config, seed=self.seed)
+        return self.create_predictor(module)
 
 
 class TSDiffPredictor(Predictor):
