@@ -133,7 +133,7 @@ def coerce(value: Any, tp: Any, key: str, raw: str | None = None) -> Any:
             return tuple(coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value))
         if len(args) != len(value):
             raise ConfigError(f"{key}: expected {len(args)} items, got {len(value)}")
-        return tuple(coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(args, value)))
+        return tuple(coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
     if origin in (dict, typing.Dict) or tp is dict or origin is Mapping:  # noqa: UP006
         if not isinstance(value, Mapping):
             raise ConfigError(f"{key}: expected a mapping, got {_show(value)}")

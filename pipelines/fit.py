@@ -40,7 +40,7 @@ def validate_lightning_checkpoint(path: str | Path, module: torch.nn.Module | No
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as exc:  # torch raises several types for truncated or unsafe files
-        first = str(exc).splitlines()[0] if str(exc) else "no detail"
+        first = str(exc).splitlines()[0].split(". ")[0] if str(exc) else "no detail"
         raise CheckpointError(
             f"{path}: not a readable checkpoint ({type(exc).__name__}: {first[:200]}); "
             "delete it to restart training, or pass --overwrite"

@@ -1,4 +1,4 @@
-"""A run directory: resolved config, checkpoints, samples, metrics, plots and a report (DESIGN §4)."""
+"""A run directory: resolved config, checkpoints, samples, metrics, plots, report (DESIGN §4)."""
 
 from __future__ import annotations
 
@@ -32,6 +32,10 @@ class RunDir:
             if overwrite:
                 stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
                 backup = self.path.with_name(f"{self.path.name}.old-{stamp}")
+                n = 1
+                while backup.exists():  # two --overwrite runs within one second
+                    n += 1
+                    backup = self.path.with_name(f"{self.path.name}.old-{stamp}-{n}")
                 shutil.move(str(self.path), str(backup))
                 self.moved_to: Path | None = backup
             elif old is None:

@@ -78,7 +78,8 @@ def run_stages(vertical: Vertical, cfg: Any, run: RunDir, stage: str = "run") ->
         log(f"{vertical.name}: every stage is done already in {run.path} (nothing to do)")
         return timings
     if rank0:
-        skipped = [s for s in STAGES if run.is_done(s) and s not in todo and s in vertical.stages]
+        upto = STAGES.index(todo[-1])
+        skipped = [s for s in STAGES[:upto] if run.is_done(s) and s not in todo]
         if skipped:
             log(f"{vertical.name}: skipping done stages: {', '.join(skipped)}")
     for name in todo:

@@ -176,6 +176,9 @@ def _load_npy(path: Any, what: str) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------
 def prepare(cfg: ToyConfig, run: RunDir) -> None:
     """Write train/test points of the mixture into ``<run>/data``."""
+    from common.samplers import get_sampler
+
+    get_sampler(cfg.sample.sampler)  # a misspelt sampler fails now, not after training
     train_x, _ = draw(cfg.data, cfg.data.n_train, cfg.data.seed)
     test_x, _ = draw(cfg.data, cfg.data.n_test, cfg.data.seed + 1)
     _save_npy(run.path / "data" / "train.npy", train_x)
