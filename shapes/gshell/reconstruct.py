@@ -82,7 +82,8 @@ def carving_maps(views: Views, radius: int) -> tuple[torch.Tensor, torch.Tensor 
 
 
 def observe(points: torch.Tensor, views: Views, cameras: list[Camera], margin: float,
-            radius: int = 2) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            radius: int = 2, maps: tuple[torch.Tensor, torch.Tensor | None] | None = None
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Space-carving labels of ``points`` (no gradient).
 
     Returns:
@@ -93,7 +94,7 @@ def observe(points: torch.Tensor, views: Views, cameras: list[Camera], margin: f
         surface in every view that does.
     """
     p = points.detach()
-    dil, near = carving_maps(views, radius)
+    dil, near = maps if maps is not None else carving_maps(views, radius)
     free = torch.zeros(p.shape[0], dtype=torch.bool, device=p.device)
     on = torch.zeros_like(free)
     visible = torch.zeros_like(free)
@@ -194,6 +195,7 @@ def optimise(views: Views, cameras: list[Camera], cfg: ReconstructConfig | None 
             np.exp(decay * max(it - cfg.warmup, 0))))
     tgt = {k: getattr(views, k).to(device) if getattr(views, k) is not None else None
            for k in ("masks", "depths", "normals")}
+    maps = carving_maps(views, 2)
     history: list[float] = []
     t0 = time.perf_counter()
     bar = tqdm(range(cfg.iterations), desc=f"G-Shell ({cfg.mode})", disable=not cfg.progress)
@@ -216,7 +218,8 @@ def optimise(views: Views, cameras: list[Camera], cfg: ReconstructConfig | None 
             loss = loss + img / len(pick)
         if msdf is not None and shell.template_msdf is not None and len(shell.template_msdf):
             tmsdf = shell.template_msdf
-            free, on, hidden = observe(shell.template_vertices, views, cameras, margin)
+            free, on, hidden = observe(shell.template_vertices, views, cameras, margin,
+                                       maps=maps)
             delta = 0.5 * grid.cell_size
             if free.any():
                 loss = loss + cfg.w_open * F.relu(tmsdf[free] + delta).mean() / grid.cell_size

@@ -119,8 +119,9 @@ def _silhouette_edgeflags(faces: np.ndarray, front: np.ndarray) -> np.ndarray:
     front- and a back-facing face (with double-sided rendering both fold sides are visible).
     """
     fe = np.stack([faces, np.roll(faces, -1, axis=1)], axis=-1).reshape(-1, 2)
-    fe = np.sort(fe, axis=1)
-    _, inv, counts = np.unique(fe, axis=0, return_inverse=True, return_counts=True)
+    fe = np.sort(fe, axis=1).astype(np.int64)
+    key = fe[:, 0] * (int(fe.max(initial=0)) + 1) + fe[:, 1]
+    _, inv, counts = np.unique(key, return_inverse=True, return_counts=True)
     inv = inv.reshape(-1)
     fr = np.repeat(front, 3).astype(np.int64)
     n_front = np.bincount(inv, weights=fr, minlength=counts.shape[0])

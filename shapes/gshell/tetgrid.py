@@ -54,7 +54,9 @@ def unique_edges(tets: torch.Tensor) -> torch.Tensor:
     """Unique undirected edges ``[E, 2]`` (smaller index first) of a tet mesh ``[T, 4]``."""
     e = tets[:, TET_EDGES.to(tets.device)].reshape(-1, 2)
     e = torch.sort(e, dim=1).values
-    return torch.unique(e, dim=0)
+    n = int(tets.max()) + 1
+    key = torch.unique(e[:, 0] * n + e[:, 1])  # 1-D unique: much faster than dim=0 on CPU
+    return torch.stack([key // n, key % n], dim=1)
 
 
 def build_tet_grid(resolution: int, bound: float = 1.0, dtype: torch.dtype = torch.float32,
