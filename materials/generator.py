@@ -1,0 +1,276 @@
+"""``CrystalGenerator``: UniMat diffusion (Yang et al., ICLR 2024) fitted and sampled via the core.
+
+EDM preconditioning (``common.denoiser.Preconditioned``) around the 3-D U-Net, trained by
+``common.training.DiffusionModule`` with slot-permutation augmentation, sampled with the core's
+samplers; crystal structure prediction (CSP) conditions on the composition's occupancy by channel
+concatenation and classifier-free guidance (``common.guidance.classifier_free``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from pymatgen.core import Composition, Structure
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from common.denoiser import Preconditioned
+from common.errors import CheckpointError, ConfigError, DataError
+from common.guidance import classifier_free
+from common.io import load_checkpoint, save_checkpoint
+from common.noise import sigmas_karras
+from common.samplers import get_sampler
+from common.seeds import randn, sample_generators
+from common.training import DiffusionModule, TrainerConfig, make_trainer
+
+from .representation import GRID_COLS, GRID_ROWS, UniMatEncoder, permute_slots
+
+log = logging.getLogger(__name__)
+CHECKPOINT_KIND = "materials/unimat"
+
+
+@dataclass
+class GeneratorConfig:
+    """Model, training and sampling settings of a ``CrystalGenerator``."""
+
+    slots: int | None = None  # L; None = from the data
+    channels: int = 32
+    emb_dim: int = 128
+    sigma_data: float = 0.5
+    lr: float = 5e-4
+    batch_size: int = 64
+    p_uncond: float = 0.2  # classifier-free guidance: drop the condition this often
+    lattice_share: float = 0.2  # loss share of the six lattice numbers
+    occupied_share: float = 0.4  # loss share of occupied slots (the rest goes to empty slots)
+    sampler: str = "heun"
+    steps: int = 40
+    sigma_min: float = 0.002
+    sigma_max: float = 20.0
+    rho: float = 7.0
+    guidance: float = 1.0  # CFG weight w in CSP mode: 1 = conditional model, > 1 extrapolates
+
+
+class _TensorSet(Dataset):
+    def __init__(self, x: np.ndarray, occ: np.ndarray) -> None:
+        self.x, self.occ = x, occ
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.x[i], self.occ[i]
+
+
+class _Collate:
+    """Batch -> {x, cond, mask}: slot permutation, condition dropout, loss shares as weights."""
+
+    def __init__(self, enc: UniMatEncoder, cfg: GeneratorConfig, seed: int) -> None:
+        self.enc, self.cfg = enc, cfg
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, items: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, torch.Tensor]:
+        x = np.stack([a for a, _ in items])
+        occ = np.stack([o for _, o in items])[:, None]  # [B, 1, 9, 18, L]
+        x, occ = permute_slots(x, self.enc.grid_shape, self.rng, occ)
+        b = len(x)
+        keep = (self.rng.random(b) >= self.cfg.p_uncond).astype(np.float64)
+        cond = np.concatenate([occ * keep[:, None, None, None, None],
+                               np.broadcast_to(keep[:, None, None, None, None], occ.shape)], 1)
+        mask = _loss_weights(occ[:, 0], self.enc.grid_shape, self.cfg)
+        return {"x": torch.as_tensor(x, dtype=torch.float32),
+                "cond": torch.as_tensor(cond, dtype=torch.float32),
+                "mask": torch.as_tensor(mask, dtype=torch.float32)}
+
+
+def _loss_weights(occ: np.ndarray, grid_shape: tuple[int, ...], cfg: GeneratorConfig) -> np.ndarray:
+    """Per-entry weights giving occupied slots, empty slots and lattice their configured shares."""
+    b = occ.shape[0]
+    per = np.broadcast_to(occ[:, None], (b, *grid_shape)).reshape(b, -1)
+    n_occ = per.sum(1, keepdims=True).clip(1)
+    n_emp = (1 - per).sum(1, keepdims=True).clip(1)
+    empty_share = 1 - cfg.lattice_share - cfg.occupied_share
+    w = per * cfg.occupied_share / n_occ + (1 - per) * empty_share / n_emp
+    lat = np.full((b, 6), cfg.lattice_share / 6)
+    return np.concatenate([w, lat], 1) * w.shape[1]
+
+
+class CrystalGenerator:
+    """Generate crystals with UniMat diffusion: ``fit(structures)``, ``sample(n, composition)``.
+
+    Args:
+        config: model/sampling settings (``GeneratorConfig``); keyword overrides are accepted too.
+        trainer: Lightning settings (``common.training.TrainerConfig``).
+    """
+
+    def __init__(self, config: GeneratorConfig | None = None,
+                 trainer: TrainerConfig | None = None, **overrides: Any) -> None:
+        cfg = config or GeneratorConfig()
+        for k, v in overrides.items():
+            if not hasattr(cfg, k):
+                raise ConfigError(f"unknown CrystalGenerator setting {k!r}; valid: "
+                                  f"{', '.join(asdict(cfg))}")
+            setattr(cfg, k, v)
+        self.config = cfg
+        self.trainer_config = trainer or TrainerConfig(max_steps=1000)
+        self.encoder: UniMatEncoder | None = None
+        self.model: Preconditioned | None = None
+        self.skipped: list[tuple[str, str]] = []
+
+    # building ------------------------------------------------------------------------------------
+    def _build(self, encoder: UniMatEncoder) -> None:
+        from .model import UniMatUNet
+
+        self.encoder = encoder
+        backbone = UniMatUNet(encoder.slots, self.config.channels, self.config.emb_dim)
+        self.model = Preconditioned(backbone, sigma_data=self.config.sigma_data)
+
+    def encode_dataset(self, structures: list[Structure]) -> tuple[np.ndarray, np.ndarray]:
+        """Flat tensors and occupancies; structures with too many atoms per element are skipped."""
+        xs, occs = [], []
+        self.skipped = []
+        for i, s in enumerate(structures):
+            try:
+                xs.append(self.encoder.encode(s, item=f"structure {i}"))
+                occs.append(self.encoder.occupancy(s.composition, item=f"structure {i}"))
+            except DataError as exc:
+                self.skipped.append((f"structure {i}", str(exc)))
+        if self.skipped:
+            log.warning("skipped %d of %d structures (e.g. %s)", len(self.skipped),
+                        len(structures), self.skipped[0][1])
+        if not xs:
+            raise DataError("no usable structure to train on", field="structures",
+                            expected=f"ordered crystals with at most L={self.encoder.slots} "
+                            "atoms of one element")
+        return np.stack(xs), np.stack(occs)
+
+    # training -------------------------------------------------------------------------------------
+    def fit(self, structures: list[Structure], checkpoint_dir: str | Path | None = None,
+            seed: int | None = None) -> CrystalGenerator:
+        """Train on ``structures`` (resumes from ``checkpoint_dir/last.ckpt`` when it exists)."""
+        import lightning.pytorch as pl
+
+        structures = list(structures)
+        if not structures:
+            raise DataError("empty training set", field="structures", expected="structures")
+        if self.encoder is None:
+            self._build(UniMatEncoder.fit(structures, self.config.slots))
+        x, occ = self.encode_dataset(structures)
+        seed = self.trainer_config.seed if seed is None else seed
+        pl.seed_everything(seed, workers=True, verbose=False)
+        loader = DataLoader(_TensorSet(x, occ), batch_size=min(self.config.batch_size, len(x)),
+                            shuffle=True, collate_fn=_Collate(self.encoder, self.config, seed),
+                            drop_last=len(x) > self.config.batch_size)
+        module = DiffusionModule(self.model, lr=self.config.lr, warmup_steps=50)
+        trainer = make_trainer(self.trainer_config, checkpoint_dir)
+        ckpt = None
+        if checkpoint_dir is not None and (Path(checkpoint_dir) / "last.ckpt").is_file():
+            ckpt = str(Path(checkpoint_dir) / "last.ckpt")
+        trainer.fit(module, loader, ckpt_path=ckpt)
+        self.model.eval()
+        return self
+
+    # sampling -------------------------------------------------------------------------------------
+    def _require_model(self) -> None:
+        if self.model is None or self.encoder is None:
+            raise CheckpointError("CrystalGenerator has no model: call fit() or load() first")
+
+    def condition(self, composition: Composition | str, item: str = "composition") -> np.ndarray:
+        """The [2, 9, 18, L] CSP condition of a composition (occupancy + flag)."""
+        self._require_model()
+        occ = self.encoder.occupancy(composition, item=item)
+        return np.stack([occ, np.ones_like(occ)])
+
+    @torch.no_grad()
+    def sample_flat(self, n: int, composition: Composition | str | None = None,
+                    seed: int | None = None, batch_size: int = 256, progress: bool = True
+                    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Raw flat samples [n, D] (and the occupancy used, in CSP mode)."""
+        self._require_model()
+        cfg = self.config
+        seed = 0 if seed is None else int(seed)
+        gens = sample_generators([seed + i for i in range(n)])
+        sampler = get_sampler(cfg.sampler)
+        sigmas = sigmas_karras(cfg.steps, cfg.sigma_min, cfg.sigma_max, cfg.rho)
+        cond_np = None if composition is None else self.condition(composition)
+        denoise = self.model
+        if cond_np is not None and cfg.guidance != 1.0:
+            denoise = classifier_free(self.model, cfg.guidance, uncond=None)
+        self.model.eval()
+        out = []
+        bar = tqdm(total=n, desc="sampling crystals", disable=not progress)
+        for start in range(0, n, batch_size):
+            g = gens[start:start + batch_size]
+            x = randn((len(g), self.encoder.dim), g) * sigmas[0]
+            cond = None if cond_np is None else torch.as_tensor(
+                cond_np, dtype=torch.float32)[None].expand(len(g), *cond_np.shape)
+            out.append(sampler(denoise, x, sigmas, cond=cond, generator=g).double().numpy())
+            bar.update(len(g))
+        bar.close()
+        return np.concatenate(out), None if cond_np is None else cond_np[0]
+
+    def sample(self, n: int, composition: Composition | str | None = None,
+               seed: int | None = None, return_invalid: bool = False, progress: bool = True,
+               check_composition: bool = True) -> list[Structure | None]:
+        """``n`` generated crystals (unconditional, or CSP for ``composition``).
+
+        Samples whose lattice is invalid or that hold no atom are dropped, unless
+        ``return_invalid`` (then they are ``None``, so the list has exactly ``n`` entries).
+        A CSP composition that SMACT cannot charge-balance is a DataError unless
+        ``check_composition=False`` (benchmarks keep every test composition).
+        Sample ``i`` depends only on ``seed + i``, not on the batch it is drawn in.
+        """
+        if composition is not None:
+            composition = _check_csp_composition(composition, check_composition)
+        flat, occ = self.sample_flat(n, composition, seed, progress=progress)
+        out = [self.encoder.decode(f, occupancy=occ) for f in flat]
+        return out if return_invalid else [s for s in out if s is not None]
+
+    # persistence ----------------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Atomically save config, encoder and weights (loadable with ``weights_only=True``)."""
+        self._require_model()
+        return save_checkpoint(path, CHECKPOINT_KIND, {
+            "config": asdict(self.config), "encoder": self.encoder.as_dict(),
+            "state_dict": self.model.state_dict()})
+
+    @classmethod
+    def load(cls, path: str | Path) -> CrystalGenerator:
+        """A generator saved by :meth:`save`."""
+        obj = load_checkpoint(path, CHECKPOINT_KIND)
+        gen = cls(GeneratorConfig(**obj["config"]))
+        gen._build(UniMatEncoder.from_dict(obj["encoder"]))
+        gen.model.load_state_dict(obj["state_dict"])
+        gen.model.eval()
+        return gen
+
+    def load_lightning_checkpoint(self, path: str | Path) -> None:
+        """Load weights from a Lightning ``.ckpt`` written during ``fit`` (keys ``model.*``)."""
+        self._require_model()
+        state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+        self.model.load_state_dict({k[len("model."):]: v for k, v in state.items()
+                                    if k.startswith("model.")})
+
+
+def _check_csp_composition(composition: Composition | str, balance: bool = True
+                           ) -> Composition:
+    """A Composition for CSP; DataError when it cannot be charge-balanced (SMACT)."""
+    from .metrics import smact_validity
+
+    try:
+        comp = Composition(composition)
+    except Exception as exc:
+        raise DataError(f"not a composition: {composition!r} ({exc})", field="composition",
+                        expected="a formula such as 'SrTiO3'") from None
+    if balance and not smact_validity(comp):
+        raise DataError(f"{comp.formula} cannot be charge-balanced (SMACT oxidation states with "
+                        "the electronegativity test)", field="composition",
+                        expected="a charge-balanced composition or an all-metal alloy")
+    return comp
+
+
+__all__ = ["CrystalGenerator", "GeneratorConfig", "GRID_ROWS", "GRID_COLS"]

@@ -1,0 +1,245 @@
+"""UniMat's unified crystal representation (Yang et al., ICLR 2024, Sec. 2.1 and Fig. 1).
+
+A crystal becomes a tensor over the periodic table: a 9 x 18 grid of element cells (periods 1-7
+in rows 0-6 by IUPAC group; the lanthanides La-Lu and actinides Ac-Lr in rows 7 and 8, columns
+2-16), each cell with ``L`` slots, each slot holding one atom's fractional coordinates, plus the six
+lattice parameters.
+
+Periodic handling (our choice, documented): every fractional coordinate f is stored as the point
+(cos 2 pi f, sin 2 pi f) on the unit circle, so a slot has 6 channels and f = 0 and f = 1 are the
+same point (the representation itself is periodic; decoding is atan2 mod 1). The null value of an
+empty slot is the zero vector, the centre of every circle: at distance 1 per axis from any atom,
+whatever its coordinates. A slot is decoded as an atom when its mean radius exceeds 0.5.
+
+Lattice: (ln a, ln b, ln c, alpha, beta, gamma [deg]) standardised by data statistics.
+Within a cell, atoms fill the first slots in lexicographic order of their wrapped coordinates.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from pymatgen.core import Composition, Element, Lattice, Structure
+
+from common.errors import DataError
+
+GRID_ROWS, GRID_COLS = 9, 18
+COORD_CHANNELS = 6  # (cos, sin) of x, y, z
+OCCUPIED_RADIUS = 0.5
+
+
+def element_cell(element: Element | str) -> tuple[int, int]:
+    """Row and column of an element's cell in the 9 x 18 grid (f-block in rows 7 and 8)."""
+    el = Element(element) if isinstance(element, str) else element
+    z = el.Z
+    if 57 <= z <= 71:
+        return 7, z - 57 + 2
+    if 89 <= z <= 103:
+        return 8, z - 89 + 2
+    return el.row - 1, el.group - 1
+
+
+def _build_cell_table() -> dict[tuple[int, int], Element]:
+    table = {}
+    for z in range(1, 119):
+        el = Element.from_Z(z)
+        table[element_cell(el)] = el
+    return table
+
+
+CELL_ELEMENT: dict[tuple[int, int], Element] = _build_cell_table()
+
+
+def cell_element(row: int, col: int) -> Element | None:
+    """The element of a grid cell, or None for cells of the grid that hold no element."""
+    return CELL_ELEMENT.get((row, col))
+
+
+def _element_of(site_specie: object, item: str) -> Element:
+    """The Element of a site's species; a DataError for dummy species or Z outside 1-118."""
+    el = getattr(site_specie, "element", site_specie)
+    if not isinstance(el, Element):
+        raise DataError(f"species {site_specie!s} is not a chemical element", file=item,
+                        field="species", expected="elements H-Og of the periodic table")
+    return el
+
+
+def check_structure(structure: Structure, item: str = "structure") -> None:
+    """Raise DataError for disordered/partially occupied sites or species outside the table."""
+    for i, site in enumerate(structure):
+        if not site.is_ordered:
+            raise DataError(f"site {i} is disordered or partially occupied ({site.species})",
+                            file=item, field="occupancy", expected="fully ordered sites, one "
+                            "element each with occupancy 1")
+        _element_of(site.specie, item)
+
+
+def max_atoms_per_element(structures: list[Structure]) -> int:
+    """The smallest L that holds every structure (largest count of one element in one cell)."""
+    best = 0
+    for s in structures:
+        counts = Composition({_element_of(sp, "structure"): n
+                              for sp, n in s.composition.items()})
+        best = max(best, int(max(counts.values())))
+    return best
+
+
+@dataclass
+class LatticeScaler:
+    """Standardises (ln a, ln b, ln c, alpha, beta, gamma) with floors on the spreads."""
+
+    mean: list[float] = field(default_factory=lambda: [1.5, 1.5, 1.5, 90.0, 90.0, 90.0])
+    std: list[float] = field(default_factory=lambda: [0.3, 0.3, 0.3, 15.0, 15.0, 15.0])
+
+    @classmethod
+    def fit(cls, structures: list[Structure]) -> LatticeScaler:
+        params = np.array([_lattice_params(s.lattice) for s in structures], dtype=np.float64)
+        mean = params.mean(0)
+        std = np.maximum(params.std(0), [0.05, 0.05, 0.05, 5.0, 5.0, 5.0])
+        return cls(mean.tolist(), std.tolist())
+
+    def encode(self, lattice: Lattice) -> np.ndarray:
+        return (_lattice_params(lattice) - np.array(self.mean)) / np.array(self.std)
+
+    def decode(self, z: np.ndarray) -> tuple[float, ...]:
+        p = np.asarray(z, dtype=np.float64) * np.array(self.std) + np.array(self.mean)
+        return tuple(float(v) for v in np.concatenate([np.exp(p[:3]), p[3:]]))
+
+
+def _lattice_params(lattice: Lattice) -> np.ndarray:
+    a, b, c = lattice.abc
+    return np.array([math.log(a), math.log(b), math.log(c), *lattice.angles], dtype=np.float64)
+
+
+def valid_lattice(abc_angles: tuple[float, ...], min_volume: float = 0.1) -> bool:
+    """Positive finite lengths, angles in (0, 180) forming a real cell, volume > ``min_volume``."""
+    a, b, c, al, be, ga = abc_angles
+    if not all(math.isfinite(v) for v in abc_angles) or min(a, b, c) <= 0:
+        return False
+    if not all(0 < x < 180 for x in (al, be, ga)):
+        return False
+    ca, cb, cg = (math.cos(math.radians(x)) for x in (al, be, ga))
+    vol2 = 1 - ca**2 - cb**2 - cg**2 + 2 * ca * cb * cg
+    return vol2 > 0 and a * b * c * math.sqrt(vol2) > min_volume
+
+
+@dataclass
+class UniMatEncoder:
+    """Structure <-> UniMat tensor ([6, 9, 18, L] coordinates + [6] lattice), flattened."""
+
+    slots: int
+    lattice: LatticeScaler = field(default_factory=LatticeScaler)
+
+    @classmethod
+    def fit(cls, structures: list[Structure], slots: int | None = None) -> UniMatEncoder:
+        """L from the data (unless given) and lattice statistics of ``structures``."""
+        return cls(slots or max_atoms_per_element(structures), LatticeScaler.fit(structures))
+
+    # sizes -----------------------------------------------------------------------------------
+    @property
+    def grid_shape(self) -> tuple[int, int, int, int]:
+        return (COORD_CHANNELS, GRID_ROWS, GRID_COLS, self.slots)
+
+    @property
+    def dim(self) -> int:
+        """Length of the flat vector: 6 * 9 * 18 * L coordinates then 6 lattice numbers."""
+        return int(np.prod(self.grid_shape)) + 6
+
+    def as_dict(self) -> dict:
+        return {"slots": self.slots, "lattice": asdict(self.lattice)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> UniMatEncoder:
+        return cls(int(d["slots"]), LatticeScaler(**d["lattice"]))
+
+    # encoding ----------------------------------------------------------------------------------
+    def occupancy(self, composition: Composition | str, item: str = "composition") -> np.ndarray:
+        """[9, 18, L] mask with the first n slots of each element's cell set (n = its count)."""
+        comp = Composition(composition)
+        occ = np.zeros((GRID_ROWS, GRID_COLS, self.slots), dtype=np.float64)
+        for sp, n in comp.items():
+            el = _element_of(sp, item)
+            if abs(n - round(n)) > 1e-8:
+                raise DataError(f"non-integer amount {n} of {el}", file=item, field="composition",
+                                expected="integer atom counts per cell")
+            n = int(round(n))
+            if n > self.slots:
+                raise DataError(f"{n} atoms of {el} but the model has L={self.slots} slots per "
+                                "element", file=item, field=str(el),
+                                expected=f"at most {self.slots} atoms of one element")
+            r, c = element_cell(el)
+            occ[r, c, :n] = 1.0
+        return occ
+
+    def encode(self, structure: Structure, item: str = "structure") -> np.ndarray:
+        """The flat float64 vector of one ordered structure (UniMat Fig. 1)."""
+        check_structure(structure, item)
+        grid = np.zeros(self.grid_shape, dtype=np.float64)
+        by_cell: dict[tuple[int, int], list[np.ndarray]] = {}
+        for site in structure:
+            el = _element_of(site.specie, item)
+            by_cell.setdefault(element_cell(el), []).append(np.mod(site.frac_coords, 1.0))
+        for (r, c), coords in by_cell.items():
+            if len(coords) > self.slots:
+                raise DataError(
+                    f"{len(coords)} atoms of {cell_element(r, c)} but L={self.slots} slots",
+                    file=item, field=str(cell_element(r, c)),
+                    expected=f"at most {self.slots} atoms of one element (raise L)")
+            coords.sort(key=lambda f: tuple(np.round(f, 8)))
+            f = np.array(coords)  # [n, 3]
+            ang = 2 * np.pi * f
+            grid[0::2, r, c, : len(f)] = np.cos(ang).T
+            grid[1::2, r, c, : len(f)] = np.sin(ang).T
+        return np.concatenate([grid.ravel(), self.lattice.encode(structure.lattice)])
+
+    # decoding ----------------------------------------------------------------------------------
+    def split(self, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        flat = np.asarray(flat, dtype=np.float64)
+        return flat[:-6].reshape(self.grid_shape), flat[-6:]
+
+    def decode(self, flat: np.ndarray, occupancy: np.ndarray | None = None,
+               min_volume: float = 0.1) -> Structure | None:
+        """A Structure from a flat vector, or None when the lattice is invalid or no atom is left.
+
+        Slots whose mean (cos, sin) radius is below 0.5 are empty unless ``occupancy`` (a [9, 18, L]
+        mask, e.g. from a CSP composition) says which slots hold atoms.
+        """
+        grid, lat = self.split(flat)
+        params = self.lattice.decode(lat)
+        if not valid_lattice(params, min_volume):
+            return None
+        cos, sin = grid[0::2], grid[1::2]  # [3, 9, 18, L]
+        if occupancy is None:
+            occupied = np.sqrt(cos**2 + sin**2).mean(0) > OCCUPIED_RADIUS
+        else:
+            occupied = np.asarray(occupancy) > 0.5
+        species, coords = [], []
+        for r, c, k in zip(*np.nonzero(occupied)):
+            el = cell_element(int(r), int(c))
+            if el is None:
+                continue
+            frac = np.mod(np.arctan2(sin[:, r, c, k], cos[:, r, c, k]) / (2 * np.pi), 1.0)
+            species.append(el)
+            coords.append(frac)
+        if not species:
+            return None
+        return Structure(Lattice.from_parameters(*params), species, np.array(coords))
+
+
+def permute_slots(x: np.ndarray, grid_shape: tuple[int, ...], rng: np.random.Generator,
+                  *extra: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Slot-permutation augmentation: shuffle the L slots of every cell independently.
+
+    ``x`` is a batch of flat vectors [B, D]; each array in ``extra`` is a [B, C, 9, 18, L] tensor
+    (e.g. the occupancy condition) permuted the same way. The decoded structures do not change.
+    """
+    b = x.shape[0]
+    grid = x[:, :-6].reshape(b, *grid_shape)
+    perm = np.argsort(rng.random((b, 1, *grid_shape[1:])), axis=-1)
+    out = np.take_along_axis(grid, np.broadcast_to(perm, grid.shape), axis=-1)
+    flat = np.concatenate([out.reshape(b, -1), x[:, -6:]], axis=1)
+    rest = tuple(np.take_along_axis(e, np.broadcast_to(perm, e.shape[:1] + (e.shape[1],)
+                                                       + perm.shape[2:]), axis=-1) for e in extra)
+    return (flat, *rest)
