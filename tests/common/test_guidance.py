@@ -1,4 +1,4 @@
-"""Guidance wrappers against closed forms: exact-likelihood posterior, reconstruction, replacement."""
+"""Guidance wrappers against closed forms: exact posterior, reconstruction, replacement."""
 
 from __future__ import annotations
 
