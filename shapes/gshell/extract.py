@@ -42,6 +42,7 @@ class GShellMesh:
         template_vertices, template_faces: the watertight marching-tets template.
         template_msdf: mSDF interpolated onto the template vertices.
         boundary_vertices: bool ``[V]``, True for vertices created by the mSDF cut.
+        vertex_attrs: per-vertex attributes (e.g. colour) interpolated like the positions.
     """
 
     vertices: torch.Tensor
@@ -50,13 +51,19 @@ class GShellMesh:
     template_faces: torch.Tensor
     template_msdf: torch.Tensor | None
     boundary_vertices: torch.Tensor
+    vertex_attrs: torch.Tensor | None = None
 
     def to_trimesh(self):  # -> trimesh.Trimesh (trimesh is imported lazily)
         """The open surface as a ``trimesh.Trimesh`` (detached, float64, not merged further)."""
         import trimesh
 
+        colors = None
+        if self.vertex_attrs is not None and self.vertex_attrs.shape[1] >= 3:
+            rgb = self.vertex_attrs[:, :3].detach().cpu().clamp(0, 1).numpy()
+            colors = (rgb * 255).round().astype("uint8")
         return trimesh.Trimesh(self.vertices.detach().cpu().double().numpy(),
-                               self.faces.detach().cpu().numpy(), process=False)
+                               self.faces.detach().cpu().numpy(), vertex_colors=colors,
+                               process=False)
 
 
 def unique_pairs(pairs: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -178,7 +185,8 @@ def cut_by_msdf(vertices: torch.Tensor, faces: torch.Tensor, msdf: torch.Tensor
 
 
 def extract_gshell(grid: TetGrid, sdf: torch.Tensor, msdf: torch.Tensor | None = None,
-                   deform: torch.Tensor | None = None) -> GShellMesh:
+                   deform: torch.Tensor | None = None, attrs: torch.Tensor | None = None
+                   ) -> GShellMesh:
     """Extract a G-Shell surface from per-vertex SDF, mSDF and deformation on a tet grid.
 
     Args:
@@ -187,6 +195,8 @@ def extract_gshell(grid: TetGrid, sdf: torch.Tensor, msdf: torch.Tensor | None =
         msdf: ``[V]`` manifold SDF at grid vertices; ``None`` (or > 0 everywhere) keeps the
             watertight template.
         deform: ``[V, 3]`` vertex offsets added to the grid positions (DMTet deformation).
+        attrs: optional ``[V, C]`` per-vertex attributes (e.g. RGB); they ride along as extra
+            coordinates, so they are interpolated with exactly the weights of the positions.
 
     Returns:
         A :class:`GShellMesh` with the open surface and its template.
@@ -197,9 +207,12 @@ def extract_gshell(grid: TetGrid, sdf: torch.Tensor, msdf: torch.Tensor | None =
     pos = grid.vertices.to(dtype=sdf.dtype, device=sdf.device)
     if deform is not None:
         pos = pos + deform
+    if attrs is not None:
+        pos = torch.cat([pos, attrs.to(pos.dtype)], dim=1)
     tv, tf, tm = marching_tets(pos, grid.tets.to(sdf.device), sdf, msdf)
     if tm is None:
-        return GShellMesh(tv, tf, tv, tf, None,
-                          torch.zeros(tv.shape[0], dtype=torch.bool, device=tv.device))
-    v, f, b = cut_by_msdf(tv, tf, tm)
-    return GShellMesh(v, f, tv, tf, tm, b)
+        v, f, b = tv, tf, torch.zeros(tv.shape[0], dtype=torch.bool, device=tv.device)
+    else:
+        v, f, b = cut_by_msdf(tv, tf, tm)
+    extra = v[:, 3:] if attrs is not None else None
+    return GShellMesh(v[:, :3], f, tv[:, :3], tf, tm, b, extra)

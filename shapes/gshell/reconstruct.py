@@ -4,6 +4,7 @@ Per iteration: extract the G-Shell mesh from per-vertex SDF, mSDF and deformatio
 grid, render a random subset of the views, and take an Adam step on
 
     L = w_mask |M - M*|^2 + w_depth |D - D*|_1 + w_normal (1 - n.n*)          (image terms)
+      + w_color |C - C*|_1  (per-vertex colour on the grid, when the views carry colour)
       + w_sdf(t) L_sign-change(SDF)                                           (nvdiffrec Eq. 9)
       + w_open L_open(mSDF) + w_close L_close(mSDF)                          (G-Shell mSDF regs)
 
@@ -49,6 +50,8 @@ class ReconstructConfig:
     w_mask: float = 2.0
     w_depth: float = 1.0
     w_normal: float = 0.2
+    w_color: float = 1.0          # used when the views carry colour
+    lr_color: float = 0.05        # Adam step of the per-vertex colour
     w_sdf_start: float = 0.2      # sign-change regulariser, decays linearly to w_sdf_end
     w_sdf_end: float = 0.01
     w_open: float = 1.0
@@ -158,10 +161,12 @@ class Reconstruction:
     deform: torch.Tensor
     history: list[float]
     seconds: float
+    color: torch.Tensor | None = None
 
     def mesh(self):  # -> trimesh.Trimesh
         """The extracted surface as a ``trimesh.Trimesh`` with duplicate vertices merged."""
-        out = extract_gshell(self.grid, self.sdf, self.msdf, self.deform).to_trimesh()
+        out = extract_gshell(self.grid, self.sdf, self.msdf, self.deform,
+                             self.color).to_trimesh()
         out.merge_vertices()
         out.remove_unreferenced_vertices()
         return out
@@ -188,27 +193,36 @@ def optimise(views: Views, cameras: list[Camera], cfg: ReconstructConfig | None 
     if cfg.mode == "gshell":
         msdf = torch.full_like(sdf, 0.5 * grid.cell_size, requires_grad=True)
         params.append(msdf)
-    opt = torch.optim.Adam(params, lr=cfg.lr)
+    color = None
+    if views.colors is not None and cfg.w_color > 0:
+        color = torch.full_like(grid.vertices, 0.5, requires_grad=True)
+    groups = [{"params": params, "lr": cfg.lr}]
+    if color is not None:
+        groups.append({"params": [color], "lr": cfg.lr_color})
+    opt = torch.optim.Adam(groups)
     decay = np.log(cfg.lr_final) / max(cfg.iterations - cfg.warmup, 1)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda it: min(1.0, (it + 1) / max(cfg.warmup, 1)) * float(
             np.exp(decay * max(it - cfg.warmup, 0))))
     tgt = {k: getattr(views, k).to(device) if getattr(views, k) is not None else None
-           for k in ("masks", "depths", "normals")}
+           for k in ("masks", "depths", "normals", "colors")}
     maps = carving_maps(views, 2)
     history: list[float] = []
     t0 = time.perf_counter()
     bar = tqdm(range(cfg.iterations), desc=f"G-Shell ({cfg.mode})", disable=not cfg.progress)
     for it in bar:
         deform = 0.45 * grid.cell_size * torch.tanh(deform_raw)
-        shell = extract_gshell(grid, sdf, msdf, deform)
+        shell = extract_gshell(grid, sdf, msdf, deform, color)
         loss = cfg.w_sdf_start + (cfg.w_sdf_end - cfg.w_sdf_start) * it / max(cfg.iterations, 1)
         loss = loss * sdf_sign_change_loss(sdf, grid.edges)
         pick = torch.randperm(len(views), generator=gen)[: cfg.views_per_step].tolist()
         for i in pick:
-            out = r.render(shell.vertices, shell.faces, cameras[i])
+            out = r.render(shell.vertices, shell.faces, cameras[i], shell.vertex_attrs)
             tm = tgt["masks"][i]
             img = cfg.w_mask * ((out["mask"] - tm) ** 2).mean()
+            if color is not None:  # rendered colour is premultiplied by coverage
+                img = img + cfg.w_color * (out["color"] - tgt["colors"][i] * tm[..., None]
+                                           ).abs().mean()
             both = (out["mask"].detach() > 0.5) & (tm > 0.5)
             if both.any() and tgt["depths"] is not None:
                 img = img + cfg.w_depth * (out["depth"] - tgt["depths"][i])[both].abs().mean()
@@ -237,7 +251,8 @@ def optimise(views: Views, cameras: list[Camera], cfg: ReconstructConfig | None 
     with torch.no_grad():
         deform = 0.45 * grid.cell_size * torch.tanh(deform_raw)
     return Reconstruction(grid, sdf.detach(), None if msdf is None else msdf.detach(),
-                          deform.detach(), history, time.perf_counter() - t0)
+                          deform.detach(), history, time.perf_counter() - t0,
+                          None if color is None else color.detach())
 
 
 def reconstruct(views: Views, cameras: list[Camera], cfg: ReconstructConfig | None = None,

@@ -10,8 +10,10 @@ On disk (``save_views`` / ``load_views``) a view folder holds ``cameras.json``::
                  "width": W, "height": H, "depth": "view_000_depth.npy",
                  "normal": "view_000_normal.npy"}, ...]}
 
-``file`` is an RGBA image whose alpha channel is the mask; ``depth`` (camera z, 0 = empty,
-``[H, W]``) and ``normal`` (world space, ``[H, W, 3]``) are optional ``.npy`` files.
+``file`` is an RGBA image whose alpha channel is the mask and whose RGB is the object's colour
+(straight, not premultiplied) unless ``"rgb"`` says ``"normals"`` or ``"mask"`` (previews written
+by ``save_views`` for uncoloured meshes); ``depth`` (camera z, 0 = empty, ``[H, W]``) and
+``normal`` (world space, ``[H, W, 3]``) are optional ``.npy`` files.
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ def orbit_cameras(n_views: int, resolution: int, distance: float = 2.5, fov_deg:
 def render_views(mesh, n_views: int = 16, resolution: int = 128, *, distance: float = 2.5,
                  fov_deg: float = 45.0, renderer: Renderer | str = "auto"
                  ) -> tuple[Views, list[Camera]]:
-    """Render target views (mask, depth, normal) of any mesh, so any mesh is a test case.
+    """Render target views (mask, depth, normal; colour for vertex-coloured meshes) of a mesh.
 
     Args:
         mesh: a ``trimesh.Trimesh`` (ideally normalised to the unit cube, see
@@ -90,14 +92,22 @@ def render_views(mesh, n_views: int = 16, resolution: int = 128, *, distance: fl
     cams = orbit_cameras(n_views, resolution, distance, fov_deg)
     v = torch.as_tensor(np.asarray(mesh.vertices), dtype=torch.float64)
     f = torch.as_tensor(np.asarray(mesh.faces), dtype=torch.long)
-    masks, depths, normals = [], [], []
+    vc = None
+    if getattr(mesh.visual, "kind", None) == "vertex":
+        vc = torch.as_tensor(np.asarray(mesh.visual.vertex_colors)[:, :3] / 255.0)
+    masks, depths, normals, colors = [], [], [], []
     with torch.no_grad():
         for cam in cams:
-            out = r.render(v, f, cam)
+            out = r.render(v, f, cam, vertex_colors=vc)
             masks.append(out["mask"].cpu().float())
             depths.append(out["depth"].cpu().float())
             normals.append(out["normal"].cpu().float())
+            if vc is not None:  # premultiplied by coverage -> straight colour
+                a = out["mask"].cpu().float()[..., None]
+                colors.append(torch.where(a > 1e-6, out["color"].cpu().float() / a.clamp_min(
+                    1e-6), torch.zeros_like(a)).clamp(0, 1))
     views = Views(torch.stack(masks), torch.stack(depths), torch.stack(normals),
+                  torch.stack(colors) if colors else None,
                   names=[f"view_{i:03d}" for i in range(n_views)])
     return views, cams
 
@@ -151,17 +161,17 @@ def save_views(views: Views, cameras: list[Camera], folder: str | Path) -> Path:
     for i, cam in enumerate(cameras):
         name = f"view_{i:03d}"
         if views.colors is not None:
-            rgb = views.colors[i].numpy()
+            rgb, kind = views.colors[i].numpy(), "color"
         elif views.normals is not None:
-            rgb = 0.5 + 0.5 * views.normals[i].numpy()
+            rgb, kind = 0.5 + 0.5 * views.normals[i].numpy(), "normals"
         else:
-            rgb = np.repeat(views.masks[i].numpy()[..., None], 3, -1)
+            rgb, kind = np.repeat(views.masks[i].numpy()[..., None], 3, -1), "mask"
         rgba = np.concatenate([rgb, views.masks[i].numpy()[..., None]], -1)
         buf = io.BytesIO()
         Image.fromarray((np.clip(rgba, 0, 1) * 255).round().astype(np.uint8), "RGBA").save(
             buf, format="PNG")
         atomic_write_bytes(folder / f"{name}.png", buf.getvalue())
-        frame = {"file": f"{name}.png", **cam.to_dict()}
+        frame = {"file": f"{name}.png", "rgb": kind, **cam.to_dict()}
         for key, arr in (("depth", views.depths), ("normal", views.normals)):
             if arr is not None:
                 b = io.BytesIO()
@@ -238,7 +248,8 @@ def load_views(folder: str | Path, bound: float = 0.5) -> tuple[Views, list[Came
                             field="alpha", expected="an RGBA image whose alpha is the mask")
         arr = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
         masks.append(torch.as_tensor(arr[..., 3]))
-        colors.append(torch.as_tensor(arr[..., :3]))
+        if fr.get("rgb", "color") == "color":  # save_views marks RGB that is not a colour
+            colors.append(torch.as_tensor(arr[..., :3]))
         names.append(fr["file"])
         hw = arr.shape[:2]
         if hw != (cams[i].height, cams[i].width):
@@ -252,11 +263,12 @@ def load_views(folder: str | Path, bound: float = 0.5) -> tuple[Views, list[Came
     if len({tuple(m.shape) for m in masks}) > 1:
         raise DataError("images differ in size", file=folder, field="file",
                         expected="all views of one size")
-    for key, lst in (("depth", depths), ("normal", normals)):
+    for key, lst in (("depth", depths), ("normal", normals), ("rgb", colors)):
         if lst and len(lst) != len(frames):
             raise DataError(f"only {len(lst)} of {len(frames)} frames have a {key} map",
                             file=src, field=key, expected="all frames or none")
     views = Views(torch.stack(masks), torch.stack(depths) if depths else None,
-                  torch.stack(normals) if normals else None, torch.stack(colors), names)
+                  torch.stack(normals) if normals else None,
+                  torch.stack(colors) if colors else None, names)
     check_views(views, cams, src, bound)
     return views, cams

@@ -122,3 +122,21 @@ def test_bad_views_raise_clear_errors(tmp_path, hemi_views):
         load_views(tmp_path)
     with pytest.raises(DataError, match="no camera file"):
         load_views(tmp_path / "missing")
+
+
+def test_colour_is_reconstructed_per_vertex(tmp_path):
+    s = trimesh.creation.icosphere(3, radius=0.35)
+    top = s.vertices[:, 1] > 0
+    rgb = np.where(top[:, None], [230, 40, 40], [40, 40, 230]).astype(np.uint8)
+    s.visual.vertex_colors = np.concatenate([rgb, np.full((len(rgb), 1), 255, np.uint8)], 1)
+    views, cams = render_views(s, n_views=6, resolution=48, renderer="deodr")
+    assert views.colors is not None
+    save_views(views, cams, tmp_path)
+    back, _ = load_views(tmp_path)
+    assert back.colors is not None and torch.allclose(back.colors, views.colors, atol=1 / 255)
+    out = reconstruct(views, cams, mode="watertight", resolution=12, iterations=30,
+                      views_per_step=3, progress=False, renderer="deodr")
+    col = np.asarray(out.visual.vertex_colors)[:, :3].astype(float)
+    y = np.asarray(out.vertices)[:, 1]
+    up, down = col[y > 0.15].mean(0), col[y < -0.15].mean(0)
+    assert up[0] > up[2] + 50 and down[2] > down[0] + 50
