@@ -58,10 +58,13 @@ def main() -> None:
         target, _, _ = normalize_to_unit_cube(load_mesh(path, allow_flat=True))
         kind = "open" if rel in OPEN else "watertight"
         views, cams = render_views(target, args.n_views, args.image_size, renderer=renderer)
-        for method in ("G-Shell", "mSDF off (watertight)", "UDF iso=1 cell (double layer)"):
+        cell = 2 * 0.6 / args.resolution
+        for method in ("G-Shell", "mSDF off (watertight)", "UDF iso=1 cell (double layer)",
+                       "UDF iso=0.5 cell (double layer)"):
             t0 = time.perf_counter()
             if method.startswith("UDF"):
-                mesh = udf_baseline(views, cams, args.resolution, 0.6)
+                iso = cell * (0.5 if "0.5" in method else 1.0)
+                mesh = udf_baseline(views, cams, args.resolution, 0.6, iso=iso)
             else:
                 cfg = ReconstructConfig(mode="gshell" if method == "G-Shell" else "watertight",
                                         resolution=args.resolution, iterations=iters,
@@ -83,8 +86,10 @@ def main() -> None:
         "sum of both mean nearest-neighbour distances over 10k surface samples (lower is "
         "better), NC = normal consistency, F = F-score at 0.02. `boundary` = boundary edges of "
         "the result (target's in brackets). The UDF baseline meshes the unsigned distance to "
-        "the back-projected depth points at an iso-level of one grid cell (no optimisation, "
-        "so its seconds are not comparable).", "",
+        "the back-projected depth points at an iso-level of one or half a grid cell (no "
+        "optimisation, so its seconds are not comparable; at half a cell the grid starts to "
+        "miss parts of the shell). Seconds are wall time on a machine shared with other jobs.",
+        "",
         "| mesh | kind | method | Chamfer | NC | F@0.02 | boundary (target) | s / recon |",
         "|---|---|---|---|---|---|---|---|"]
     for rel, kind, method, m, sec in rows:

@@ -253,6 +253,11 @@ class NvdiffrastRenderer:
         v = vertices.to(self.device, torch.float32)
         tri = faces.to(self.device, torch.int32).contiguous()
         H, W = camera.height, camera.width
+        if tri.shape[0] == 0:
+            n_ch = 5 + (3 if vertex_colors is not None else 0)
+            img = vertices.sum() * 0 + torch.zeros(H, W, n_ch, device=vertices.device)
+            return DeodrRenderer._split(img, vertex_colors is not None, vertices.device,
+                                        vertices.dtype)
         M = self.clip_matrix(camera)
         pos = torch.cat([v, torch.ones_like(v[:, :1])], 1) @ M.T
         pos = pos[None].contiguous()
