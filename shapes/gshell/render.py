@@ -214,6 +214,26 @@ class DeodrRenderer:
 
 
 # --------------------------------------------------------------------------- CUDA: nvdiffrast
+def opencv_to_clip(camera: Camera, near: float = 0.01, far: float = 100.0) -> np.ndarray:
+    """``[4, 4]`` world -> OpenGL clip transform equivalent to an OpenCV camera.
+
+    ``x_ndc = 2 (u + 0.5) / W - 1`` and ``y_ndc = 2 (v + 0.5) / H - 1`` for OpenCV pixel
+    ``(u, v)`` (integer pixel centres), ``w = z``, and ``z_ndc`` runs from -1 at ``near`` to 1 at
+    ``far``. nvdiffrast puts image row ``i`` at ``y_ndc = 2 (i + 0.5) / H - 1``, so rows stay
+    top-down.
+    """
+    K, W, H = camera.K, camera.width, camera.height
+    n, f = near, far
+    P = np.array([
+        [2 * K[0, 0] / W, 2 * K[0, 1] / W, 2 * (K[0, 2] + 0.5) / W - 1, 0],
+        [0, 2 * K[1, 1] / H, 2 * (K[1, 2] + 0.5) / H - 1, 0],
+        [0, 0, (f + n) / (f - n), -2 * f * n / (f - n)],
+        [0, 0, 1, 0]])
+    Rt = np.eye(4)
+    Rt[:3, :3], Rt[:3, 3] = camera.R, camera.t
+    return P @ Rt
+
+
 class NvdiffrastRenderer:
     """CUDA renderer on ``nvdiffrast.torch`` (rasterize + interpolate + antialias).
 
@@ -234,17 +254,9 @@ class NvdiffrastRenderer:
         self.near, self.far = near, far
 
     def clip_matrix(self, camera: Camera) -> torch.Tensor:
-        """``[4, 4]`` world -> clip transform for ``camera`` (OpenCV intrinsics, pixel centres)."""
-        K, W, H = camera.K, camera.width, camera.height
-        n, f = self.near, self.far
-        P = np.array([
-            [2 * K[0, 0] / W, 2 * K[0, 1] / W, 2 * (K[0, 2] + 0.5) / W - 1, 0],
-            [0, 2 * K[1, 1] / H, 2 * (K[1, 2] + 0.5) / H - 1, 0],
-            [0, 0, (f + n) / (f - n), -2 * f * n / (f - n)],
-            [0, 0, 1, 0]])
-        Rt = np.eye(4)
-        Rt[:3, :3], Rt[:3, 3] = camera.R, camera.t
-        return torch.as_tensor(P @ Rt, dtype=torch.float32, device=self.device)
+        """``[4, 4]`` world -> clip transform for ``camera`` (see :func:`opencv_to_clip`)."""
+        return torch.as_tensor(opencv_to_clip(camera, self.near, self.far), dtype=torch.float32,
+                               device=self.device)
 
     def render(self, vertices: torch.Tensor, faces: torch.Tensor, camera: Camera,
                vertex_colors: torch.Tensor | None = None) -> dict[str, torch.Tensor]:

@@ -140,3 +140,22 @@ def test_colour_is_reconstructed_per_vertex(tmp_path):
     y = np.asarray(out.vertices)[:, 1]
     up, down = col[y > 0.15].mean(0), col[y < -0.15].mean(0)
     assert up[0] > up[2] + 50 and down[2] > down[0] + 50
+
+
+def test_opencv_to_clip_matches_the_pinhole_projection():
+    """The nvdiffrast path's camera math, checked on the CPU against the OpenCV projection."""
+    from shapes.gshell.render import opencv_to_clip
+
+    cam = look_at_camera([0.3, 1.0, -2.5], [0, 0.1, 0], [0, 1, 0], 40, 96, 64)
+    rng = np.random.default_rng(0)
+    pts = rng.uniform(-0.5, 0.5, (50, 3))
+    clip = np.c_[pts, np.ones(50)] @ opencv_to_clip(cam, 0.01, 100.0).T
+    ndc = clip[:, :3] / clip[:, 3:]
+    xc = pts @ cam.R.T + cam.t
+    uv = xc[:, :2] / xc[:, 2:] @ cam.K[:2, :2].T + cam.K[:2, 2]
+    np.testing.assert_allclose((ndc[:, 0] + 1) * cam.width / 2 - 0.5, uv[:, 0], atol=1e-9)
+    np.testing.assert_allclose((ndc[:, 1] + 1) * cam.height / 2 - 0.5, uv[:, 1], atol=1e-9)
+    np.testing.assert_allclose(clip[:, 3], xc[:, 2], atol=1e-12)
+    assert np.all(np.abs(ndc[:, 2]) < 1)
+    order = np.argsort(xc[:, 2])
+    assert np.all(np.diff(ndc[order, 2]) > 0)  # depth test keeps the nearest surface
