@@ -27,8 +27,10 @@ class RunDir:
         self.path = Path(path)
         self.config = config
         cfg_file = self.path / "config.yaml"
+        if self.path.exists() and not self.path.is_dir():
+            raise RunDirError(f"{self.path} is a file; --out expects a run directory")
         if self.path.exists() and any(self.path.iterdir()):
-            old = yaml.safe_load(cfg_file.read_text()) if cfg_file.exists() else None
+            old = _read_config(cfg_file) if not overwrite else None
             if overwrite:
                 stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
                 backup = self.path.with_name(f"{self.path.name}.old-{stamp}")
@@ -71,7 +73,16 @@ class RunDir:
     # stage bookkeeping ---------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
         f = self.path / "state.json"
-        return json.loads(f.read_text()) if f.exists() else {"done": []}
+        if not f.exists():
+            return {"done": []}
+        try:
+            state = json.loads(f.read_text())
+        except (OSError, ValueError) as exc:
+            raise RunDirError(f"{f}: unreadable ({exc}); fix or delete it to redo every stage"
+                              ) from None
+        if not isinstance(state, dict) or not isinstance(state.get("done"), list):
+            raise RunDirError(f"{f}: expected a JSON object with a list 'done'")
+        return state
 
     def is_done(self, stage: str) -> bool:
         return stage in self._state()["done"]
@@ -90,7 +101,12 @@ class RunDir:
     # outputs -------------------------------------------------------------------------------
     def metrics(self) -> dict[str, Any]:
         f = self.path / "metrics.json"
-        return json.loads(f.read_text()) if f.exists() else {}
+        if not f.exists():
+            return {}
+        try:
+            return json.loads(f.read_text())
+        except (OSError, ValueError) as exc:
+            raise RunDirError(f"{f}: unreadable metrics ({exc}); fix or delete it") from None
 
     def write_metrics(self, values: dict[str, Any], section: str | None = None) -> None:
         """Merge ``values`` into ``metrics.json`` (under ``section`` when given), atomically."""
@@ -118,6 +134,20 @@ class RunDir:
     def _sections(self) -> dict[str, str]:
         f = self.path / ".report.json"
         return json.loads(f.read_text()) if f.exists() else {}
+
+
+def _read_config(path: Path) -> Any:
+    """The recorded config of a run directory, None if absent; RunDirError if unreadable."""
+    if not path.exists():
+        return None
+    try:
+        return yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        detail = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise RunDirError(f"{path}: unreadable run config ({where}{detail}); pass --overwrite "
+                          "to move the run aside") from None
 
 
 def _diff_keys(old: Any, new: Any, prefix: str = "") -> list[str]:

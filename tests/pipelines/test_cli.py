@@ -213,3 +213,19 @@ def test_demo_reports_failures_and_continues(tmp_path, capsys):
     assert "failed" in out and "not a genpipes run directory" in out
     table = format_summary([("a", "ok", 1.0, "runs/a"), ("b", "failed", 2.5, "boom")])
     assert "a" in table and "2.5" in table and "failed" in table
+
+
+@pytest.mark.parametrize("damage", ["file_as_out", "config", "state"])
+def test_damaged_run_directory_is_a_clear_error(tmp_path, capsys, damage):
+    run = tmp_path / "r"
+    if damage == "file_as_out":
+        run.write_text("not a folder")
+        words = [str(run), "is a file"]
+    else:
+        assert main(["toy", "prepare", "--out", str(run), *TINY]) == 0
+        name = "config.yaml" if damage == "config" else "state.json"
+        (run / name).write_text("{ this is: [not valid")
+        words = [str(run / name), "unreadable"]
+    assert main(["toy", "run", "--out", str(run), *TINY]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: ") and all(w in err for w in words)
