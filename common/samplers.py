@@ -21,7 +21,12 @@ Callback = Callable[[dict[str, Any]], None] | None
 
 
 def to_d(x: torch.Tensor, sigma: torch.Tensor, denoised: torch.Tensor) -> torch.Tensor:
-    """Probability-flow ODE slope dx/dsigma = (x - D) / sigma (EDM Eq. 3 with s = 1)."""
+    """Probability-flow ODE slope dx/dsigma = (x - D) / sigma (EDM Eq. 3 with s = 1).
+
+    ``sigma`` is cast to ``x``'s dtype and device: a float64 sigma reshaped to [1, 1] would
+    otherwise promote a float32 state to float64 (and then fail in a float32 network).
+    """
+    sigma = torch.as_tensor(sigma).to(x)
     return (x - denoised) / append_dims(sigma, x.ndim)
 
 

@@ -159,3 +159,17 @@ def test_unknown_sampler_names_the_valid_ones():
 
     with pytest.raises(ConfigError, match="valid: euler, heun"):
         S.get_sampler("rk45")
+
+
+@pytest.mark.parametrize("name", list(ALL))
+def test_float32_state_stays_float32_with_float64_sigmas(mixture, name):
+    seen = []
+
+    def float32_model(x, sigma, cond=None):
+        seen.append(x.dtype)
+        return mixture(x.double(), sigma.double(), cond).float()
+
+    sig = sigmas_for(name, 6)  # float64, as sigmas_karras and DiscreteSchedule return
+    x = torch.randn(4, 2, generator=torch.Generator().manual_seed(0)) * sig[0].float()
+    out = ALL[name](float32_model, x, sig, generator=torch.Generator().manual_seed(1))
+    assert out.dtype == torch.float32 and set(seen) == {torch.float32}
