@@ -150,9 +150,9 @@ def make_trainer(cfg: TrainerConfig, checkpoint_dir: str | Path | None = None,
     if checkpoint_dir is not None:
         from lightning.pytorch.callbacks import ModelCheckpoint
 
-        cbs.append(ModelCheckpoint(dirpath=str(checkpoint_dir), filename="step{step}",
-                                   save_last=True, save_top_k=1, every_n_train_steps=None,
-                                   save_on_train_epoch_end=True))
+        cbs.append(ModelCheckpoint(dirpath=str(checkpoint_dir), filename="step{step:08d}",
+                                   auto_insert_metric_name=False, save_last=True, save_top_k=1,
+                                   every_n_train_steps=None, save_on_train_epoch_end=True))
     return pl.Trainer(
         max_steps=cfg.max_steps, max_epochs=cfg.max_epochs, accelerator=cfg.accelerator,
         devices=cfg.devices, num_nodes=cfg.num_nodes, strategy=cfg.strategy,
@@ -162,6 +162,32 @@ def make_trainer(cfg: TrainerConfig, checkpoint_dir: str | Path | None = None,
         default_root_dir=None if default_root_dir is None else str(default_root_dir),
         enable_model_summary=False, **cfg.extra,
     )
+
+
+def load_ema_weights(module: nn.Module, checkpoint: str | Path | dict[str, Any]) -> bool:
+    """Load the EMA weights that :class:`EMA` saved in a Lightning checkpoint into ``module``.
+
+    ``last.ckpt`` holds the raw weights in ``state_dict`` (it is written before training ends)
+    and the averaged ones in its EMA callback state; sampling in a separate process should use
+    the latter. ``module`` is the ``DiffusionModule`` (same keys). Returns False (and leaves
+    ``module`` alone) when the checkpoint has no EMA state.
+    """
+    if not isinstance(checkpoint, dict):
+        from .errors import CheckpointError
+
+        try:
+            checkpoint = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise CheckpointError(f"{checkpoint}: not a readable Lightning checkpoint "
+                                  f"({type(exc).__name__})") from exc
+    ema_state = (checkpoint.get("callbacks") or {}).get("EMA")
+    if not ema_state or ema_state.get("shadow") is None:
+        return False
+    state = module.state_dict()
+    with torch.no_grad():
+        for k, v in ema_state["shadow"].items():
+            state[k].copy_(v)
+    return True
 
 
 def copy_module(module: nn.Module) -> nn.Module:

@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from common.denoiser import Preconditioned
 from common.noise import sigmas_karras
 from common.samplers import sample_heun
-from common.training import DiffusionModule, TrainerConfig, make_trainer
+from common.training import DiffusionModule, TrainerConfig, load_ema_weights, make_trainer
 
 
 class MLP(nn.Module):
@@ -40,6 +40,11 @@ def test_trained_mlp_reproduces_mixture_moments_and_weights(mixture, tmp_path):
                         generator=torch.Generator().manual_seed(0))
     make_trainer(cfg, checkpoint_dir=tmp_path).fit(module, loader)
     assert (tmp_path / "last.ckpt").is_file()
+    # the EMA weights (applied to the model at the end) can be restored from last.ckpt
+    fresh = DiffusionModule(Preconditioned(MLP(), sigma_data=float(data.std())))
+    assert load_ema_weights(fresh, tmp_path / "last.ckpt")
+    for (k, a), b in zip(module.state_dict().items(), fresh.state_dict().values()):
+        assert torch.equal(a, b), k
 
     model.eval()
     sigmas = sigmas_karras(32, 0.002, 80.0)
