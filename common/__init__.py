@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from .denoiser import EpsDenoiser, Preconditioned, VDenoiser
 from .errors import CheckpointError, ConfigError, DataError, GenpipesError, RunDirError
+from .executor import get_executor
+from .likelihood import log_likelihood
+from .mixture import GaussianMixture
 from .noise import (
     DiscreteSchedule,
     EDMSchedule,
@@ -27,5 +30,5 @@ __all__ = [
     "CheckpointError", "RunDirError", "DiscreteSchedule", "EDMSchedule", "VESchedule",
     "VPSchedule", "SubVPSchedule", "GaussianKernel", "PFGMKernel", "append_dims", "linear_betas",
     "sigmas_karras", "SAMPLERS", "get_sampler", "randn", "randn_like", "resolve_device",
-    "sample_generators",
+    "sample_generators", "log_likelihood", "get_executor", "GaussianMixture",
 ]
