@@ -275,8 +275,9 @@ VERTICAL = Vertical(
     config_cls=TimeseriesConfig,
     stages={"prepare": prepare, "train": train, "sample": sample, "evaluate": evaluate,
             "export": export},
-    demo_overrides={"trainer.max_steps": 150, "train.batch_size": 32,
+    demo_overrides={"trainer.max_steps": 300, "train.batch_size": 32,
                     "train.num_batches_per_epoch": 50, "model.hidden": 32,
-                    "sample.num_samples": 32, "sample.sampler": "ddim", "sample.steps": 20,
-                    "sample.batch_size": 21, "data.max_windows": 7},
+                    "model.use_lags": False, "model.context_length": 168,
+                    "sample.num_samples": 32, "sample.sampler": "ddim", "sample.steps": 10,
+                    "sample.batch_size": 21},
 )
