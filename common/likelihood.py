@@ -98,7 +98,9 @@ def log_likelihood(
         generator: a ``torch.Generator`` or one per sample (for the Hutchinson probe).
         prior_log_prob: log-density of the prior at sigma_max, per sample.
         method, rtol, atol, options: passed to ``torchdiffeq.odeint``.
-        dtype: integrate in this dtype (e.g. ``torch.float64``); default: ``x.dtype``.
+        dtype: integrate in this dtype (e.g. ``torch.float64``); default: ``x.dtype``. The
+            denoiser is still called in ``x``'s own dtype (a float32 network works), and its
+            output is cast back to ``dtype``.
 
     Returns:
         A tensor [B] of log-densities in nats (divide by d ln 2 for bits per dimension).
@@ -109,13 +111,13 @@ def log_likelihood(
         raise ValueError(f"need 0 < sigma_min < sigma_max, got {sigma_min}, {sigma_max}")
     if divergence not in ("exact", "hutchinson"):
         raise ValueError(f"unknown divergence {divergence!r}; valid: 'exact', 'hutchinson'")
-    dtype = dtype or x.dtype
+    dtype, model_dtype = dtype or x.dtype, x.dtype
     x = x.detach().to(dtype)
     batch, dims = x.shape[0], x[0].numel()
     v = (draw_probe(tuple(x.shape), probe, generator, dtype, x.device)
          if divergence == "hutchinson" else None)
-    drift = _SigmaDrift(denoise, cond) if schedule is None else _ScheduleDrift(denoise, cond,
-                                                                               schedule)
+    model = _CastDenoiser(denoise, model_dtype)
+    drift = _SigmaDrift(model, cond) if schedule is None else _ScheduleDrift(model, cond, schedule)
     t0, t1, s0, s1 = drift.limits(sigma_min, sigma_max)
 
     def rhs(t: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]
@@ -145,6 +147,18 @@ def log_likelihood(
 def bits_per_dim(log_p: torch.Tensor, dims: int) -> torch.Tensor:
     """Negative log-likelihood in bits per dimension: -log p / (d ln 2)."""
     return -log_p / (dims * math.log(2))
+
+
+class _CastDenoiser:
+    """Call the denoiser in the model's dtype while the ODE state runs in another one."""
+
+    def __init__(self, denoise: Denoise, dtype: torch.dtype) -> None:
+        self.denoise, self.dtype = denoise, dtype
+
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor, cond: Any = None) -> torch.Tensor:
+        if x.dtype == self.dtype:
+            return self.denoise(x, sigma, cond)
+        return self.denoise(x.to(self.dtype), sigma.to(self.dtype), cond).to(x.dtype)
 
 
 class _SigmaDrift:

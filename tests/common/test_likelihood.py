@@ -75,3 +75,14 @@ def test_bits_per_dim_and_argument_checks(mixture, points):
         log_likelihood(mixture, points, sigma_min=1.0, sigma_max=0.5)
     with pytest.raises(ValueError, match="divergence"):
         log_likelihood(mixture, points, divergence="trace")
+
+
+def test_float32_model_with_float64_state(mixture, points):
+    def float32_model(x, sigma, cond=None):
+        assert x.dtype == torch.float32
+        return mixture(x.double(), sigma.double()).float()
+
+    kw = dict(sigma_min=0.01, sigma_max=100.0, rtol=1e-6, atol=1e-8)
+    ll32 = log_likelihood(float32_model, points.float(), dtype=torch.float64, **kw)
+    assert ll32.dtype == torch.float64
+    assert torch.allclose(ll32, log_likelihood(mixture, points, **kw), atol=1e-3)
