@@ -23,7 +23,7 @@ MIN_SCALE = 1e-5
 def default_lags(freq: str) -> list[int]:
     """TSDiff's lags for a pandas frequency string (hourly or (business-)daily; else none)."""
     name = to_offset(freq).name.upper()
-    if name in ("H", "h".upper()):
+    if name == "H":
         return list(HOURLY_LAGS)
     if name in ("D", "B"):
         return list(DAILY_LAGS)
