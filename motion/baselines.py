@@ -1,0 +1,48 @@
+"""Stylization baselines: the unchanged content clip, and per-style feature statistics transfer.
+
+Statistics transfer is AdaIN applied directly to the motion features (Huang & Belongie 2017,
+Eq. 8, per feature channel over time): each channel of the content clip's features is whitened
+by its own temporal mean and standard deviation and re-coloured with the target style's mean and
+standard deviation (averaged over that style's training clips). Foot contacts are kept from the
+content clip.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .bvh import Clip
+from .features import clip_to_features, features_to_clip
+from .skeleton import SkeletonInfo
+
+
+class StatisticsTransfer:
+    """Per-style channel statistics from training clips; ``stylize(content, style)``."""
+
+    def __init__(self, info: SkeletonInfo) -> None:
+        self.info = info
+        self.stats: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def fit(self, clips: list[Clip]) -> StatisticsTransfer:
+        per: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+        for c in clips:
+            f = clip_to_features(c, self.info)[0]
+            per.setdefault(str(c.meta["style"]), []).append((f.mean(0), f.std(0)))
+        self.stats = {s: (np.mean([m for m, _ in v], 0), np.mean([d for _, d in v], 0))
+                      for s, v in per.items()}
+        return self
+
+    def stylize(self, content: Clip, style: str) -> Clip:
+        feats, start = clip_to_features(content, self.info)
+        mu, sd = self.stats[style]
+        out = (feats - feats.mean(0)) / np.maximum(feats.std(0), 1e-6) * sd + mu
+        out[:, -4:] = feats[:, -4:]
+        clip = features_to_clip(out.astype(np.float32), content, start,
+                                name=f"{content.name}_stats_{style}")
+        clip.meta = {**content.meta, "style": style}
+        return clip
+
+
+def identity(content: Clip, style: str) -> Clip:
+    """The unchanged content clip (the lower bound for style, upper bound for content)."""
+    return content
