@@ -1,4 +1,4 @@
-"""A tiny end-to-end fit on the procedural gaits: shapes, style changes output, save/load, errors."""
+"""A tiny end-to-end fit on procedural gaits: shapes, style changes output, save/load, errors."""
 
 from __future__ import annotations
 
