@@ -54,6 +54,8 @@ def rand(
     shape = tuple(shape)
     if generator is None or isinstance(generator, torch.Generator):
         return torch.rand(shape, generator=generator, device=device, dtype=dtype)
+    if len(generator) != shape[0]:
+        raise ValueError(f"{len(generator)} generators for a batch of {shape[0]}")
     return torch.stack(
         [torch.rand(shape[1:], generator=g, device=device, dtype=dtype) for g in generator]
     )

@@ -57,3 +57,14 @@ def test_append_dims():
     assert append_dims(torch.ones(3), 4).shape == (3, 1, 1, 1)
     with pytest.raises(ValueError):
         append_dims(torch.ones(3, 2), 1)
+
+
+def test_per_sample_generators():
+    from common.seeds import rand, randn, sample_generators
+
+    a = randn((3, 2), sample_generators([1, 2, 3]))
+    b = randn((1, 2), sample_generators([2]))
+    assert torch.equal(a[1:2], b)
+    assert torch.equal(rand((2,), sample_generators([5, 6]))[1:], rand((1,), sample_generators([6])))
+    with pytest.raises(ValueError, match="2 generators for a batch of 3"):
+        rand((3,), sample_generators([1, 2]))
