@@ -23,10 +23,15 @@ class RunDir:
     """
 
     def __init__(self, path: str | Path, config: dict[str, Any], *, resume: bool = False,
-                 overwrite: bool = False) -> None:
+                 overwrite: bool = False, join: bool = False) -> None:
         self.path = Path(path)
         self.config = config
+        self.moved_to: Path | None = None
         cfg_file = self.path / "config.yaml"
+        if join:  # a non-zero DDP rank attaching to the run that rank 0 created: no checks/writes
+            if not cfg_file.is_file():
+                raise RunDirError(f"{self.path}: no run directory to join (no config.yaml)")
+            return
         if self.path.exists() and not self.path.is_dir():
             raise RunDirError(f"{self.path} is a file; --out expects a run directory")
         if self.path.exists() and any(self.path.iterdir()):
@@ -39,7 +44,7 @@ class RunDir:
                     n += 1
                     backup = self.path.with_name(f"{self.path.name}.old-{stamp}-{n}")
                 shutil.move(str(self.path), str(backup))
-                self.moved_to: Path | None = backup
+                self.moved_to = backup
             elif old is None:
                 raise RunDirError(
                     f"{self.path} exists and is not a genpipes run directory (no config.yaml); "
@@ -52,7 +57,6 @@ class RunDir:
                     f"{' ...' if len(diff) > 8 else ''}); pass --resume to continue it with the "
                     "new config, --overwrite to move it aside, or choose another --out"
                 )
-        self.moved_to = getattr(self, "moved_to", None)
         for sub in ("checkpoints", "samples", "plots"):
             (self.path / sub).mkdir(parents=True, exist_ok=True)
         atomic_write_text(cfg_file, yaml.safe_dump(config, sort_keys=False))

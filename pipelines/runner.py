@@ -41,8 +41,9 @@ def log(message: str) -> None:
 def open_run(vertical: Vertical, cfg: Any, out: str | Path, *, resume: bool = False,
              overwrite: bool = False) -> RunDir:
     """Create or reopen the run directory for ``cfg`` (non-zero ranks join without checks)."""
-    if not is_rank_zero():
-        return RunDir(out, to_dict(cfg), resume=True, overwrite=False)
+    if not is_rank_zero():  # rank 0 creates (or checks) the directory; wait for it, then join
+        _wait(lambda: (Path(out) / "config.yaml").is_file(), f"rank 0 to create {out}")
+        return RunDir(out, to_dict(cfg), join=True)
     run = RunDir(out, to_dict(cfg), resume=resume, overwrite=overwrite)
     if run.moved_to is not None:
         log(f"moved the previous run aside to {run.moved_to}")
@@ -106,14 +107,18 @@ def run_stages(vertical: Vertical, cfg: Any, run: RunDir, stage: str = "run") ->
 def _wait_for_earlier(run: RunDir, stage: str, vertical: Vertical) -> None:
     """On a non-zero rank, wait until rank 0 has finished the stages before ``stage``."""
     need = [s for s in STAGES[:STAGES.index(stage)] if s in vertical.stages]
+    _wait(lambda: all(run.is_done(s) for s in need),
+          f"rank 0 to finish {', '.join(need)} in {run.path}")
+
+
+def _wait(ready: Any, what: str) -> None:
+    """Poll ``ready()`` every second, up to ``$GENPIPES_RANK_WAIT_S`` (default 3600) seconds."""
     limit = float(os.environ.get("GENPIPES_RANK_WAIT_S", "3600"))
     start = time.monotonic()
-    while not all(run.is_done(s) for s in need):
+    while not ready():
         if time.monotonic() - start > limit:
-            raise RunDirError(
-                f"{run.path}: waited {limit:.0f}s for rank 0 to finish {', '.join(need)}; "
-                "run those stages first (e.g. `genpipes <domain> prepare`)"
-            )
+            raise RunDirError(f"waited {limit:.0f}s for {what}; run the earlier stages first "
+                              "in a single process (e.g. `genpipes <domain> prepare`)")
         time.sleep(1.0)
 
 
