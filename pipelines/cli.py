@@ -19,7 +19,7 @@ from common.errors import ConfigError, GenpipesError
 
 from .config import build_config
 from .registry import MODULES, STAGES, Vertical, available_verticals, load_vertical
-from .runner import open_run, run_stages
+from .runner import TrainingInterrupted, open_run, run_stages
 
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -148,15 +148,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ConfigError(f"unknown command or domain {head!r}; valid: "
                               f"{', '.join(MODULES)}, demo, list")
         return run_domain(load_vertical(head), rest)
-    except GenpipesError as exc:
-        if debug:
-            traceback.print_exc()
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted: rerun the same command to resume from the last checkpoint",
               file=sys.stderr)
         return EXIT_INTERRUPTED
+    except GenpipesError as exc:
+        if isinstance(exc, TrainingInterrupted):
+            print(f"interrupted: {exc}", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        if debug:
+            traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

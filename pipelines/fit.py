@@ -16,8 +16,10 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
-from common.errors import CheckpointError, GenpipesError
+from common.errors import CheckpointError
 from common.io import atomic_write_json
+
+from .runner import TrainingInterrupted
 
 LAST = "last.ckpt"
 
@@ -139,14 +141,18 @@ def fit_resumable(trainer: pl.Trainer, module: pl.LightningModule, loader: Any,
 
     Raises:
         CheckpointError: ``last.ckpt`` is corrupt or belongs to another model.
-        GenpipesError: training was interrupted (Ctrl-C); rerunning resumes it.
+        TrainingInterrupted: training was interrupted (Ctrl-C); rerunning resumes it.
     """
     ckpt = resume_path(checkpoint_dir, module)
-    trainer.fit(module, loader, ckpt_path=None if ckpt is None else str(ckpt))
+    try:
+        trainer.fit(module, loader, ckpt_path=None if ckpt is None else str(ckpt))
+    except SystemExit:  # Lightning calls sys.exit(1) after a graceful Ctrl-C shutdown
+        if not trainer.interrupted:
+            raise
     if trainer.interrupted:
-        raise GenpipesError(
+        raise TrainingInterrupted(
             f"training interrupted at step {trainer.global_step}; rerun the same command to "
-            f"resume from {Path(checkpoint_dir) / LAST}"
+            f"resume from {Path(checkpoint_dir) / LAST} (the last finished epoch)"
         )
     recorder = next((c for c in trainer.callbacks if isinstance(c, StepRecorder)), None)
     return {

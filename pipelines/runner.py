@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common.errors import ConfigError, RunDirError
+from common.errors import ConfigError, GenpipesError, RunDirError
 
 from .config import to_dict
 from .registry import STAGES, Vertical
@@ -22,6 +22,10 @@ from .rundir import RunDir
 
 _RANK_VARS = ("RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK", "NODE_RANK", "LOCAL_RANK")
 DISTRIBUTED_STAGES = ("train",)
+
+
+class TrainingInterrupted(GenpipesError):
+    """A stage stopped on Ctrl-C (SIGINT); rerunning the command resumes it. CLI exit status 130."""
 
 
 def is_rank_zero() -> bool:
@@ -122,4 +126,4 @@ def _wait(ready: Any, what: str) -> None:
         time.sleep(1.0)
 
 
-__all__ = ["is_rank_zero", "open_run", "plan", "run_stages", "log"]
+__all__ = ["TrainingInterrupted", "is_rank_zero", "open_run", "plan", "run_stages", "log"]

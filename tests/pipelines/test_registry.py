@@ -61,3 +61,31 @@ def test_rank_zero_from_launcher_environment(monkeypatch, env, zero):
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     assert is_rank_zero() is zero
+
+
+def test_extra_domain_command_is_dispatched(capsys):
+    from dataclasses import dataclass
+
+    from pipelines.cli import run_domain
+    from pipelines.registry import Command
+
+    seen = {}
+
+    def add_arguments(parser):
+        parser.add_argument("--name", required=True)
+
+    def handler(args):
+        seen.update(name=args.name, domain=args.domain)
+        return 3
+
+    @dataclass
+    class Cfg:
+        x: int = 1
+
+    vertical = Vertical(name="fake", description="d", config_cls=Cfg, stages={},
+                        commands={"hello": Command("say hello", add_arguments, handler)})
+    assert run_domain(vertical, ["hello", "--name", "ada"]) == 3
+    assert seen == {"name": "ada", "domain": "fake"}
+    with pytest.raises(SystemExit):
+        run_domain(vertical, ["hello"])  # its own required argument is enforced
+    assert "--name" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""An interrupted ``genpipes toy train`` (killed mid-run) resumes from its last checkpoint."""
+"""An interrupted ``genpipes toy train`` (killed or Ctrl-C) resumes from its last checkpoint."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from pipelines.cli import main
@@ -24,7 +25,9 @@ def _global_step(path: Path) -> int:
     return int(torch.load(path, map_location="cpu", weights_only=True)["global_step"])
 
 
-def test_killed_training_resumes_from_last_checkpoint(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
+def test_interrupted_training_resumes_from_last_checkpoint(tmp_path, sig):
+    """SIGKILL is a crash (no clean-up at all); SIGINT is Ctrl-C (exit 130 with a hint)."""
     out = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "pipelines.cli", "toy", "train", "--out", str(out), *TINY,
@@ -45,8 +48,19 @@ def test_killed_training_resumes_from_last_checkpoint(tmp_path):
         assert proc.poll() is None, f"training ended early: {proc.stderr.read()[-2000:]}"
         assert last.exists(), "no checkpoint within 120 s"
     finally:
-        proc.send_signal(signal.SIGKILL)  # no chance to clean up: a real crash
-        proc.wait(timeout=30)
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    err = proc.stderr.read()
+    if sig == signal.SIGINT:
+        assert proc.returncode == 130, err[-2000:]
+        assert "interrupted" in err and "rerun the same command to resume" in err
+    else:
+        assert proc.returncode == -signal.SIGKILL
     done = json.loads((out / "state.json").read_text())["done"]
     assert done == ["prepare"]  # train never finished
     saved = _global_step(last)  # atomically written, so readable after the kill
