@@ -278,6 +278,6 @@ VERTICAL = Vertical(
     demo_overrides={"trainer.max_steps": 300, "train.batch_size": 32,
                     "train.num_batches_per_epoch": 50, "model.hidden": 32,
                     "model.use_lags": False, "model.context_length": 168,
-                    "sample.num_samples": 32, "sample.sampler": "ddim", "sample.steps": 10,
+                    "sample.num_samples": 32, "sample.sampler": "ddim", "sample.steps": 20,
                     "sample.batch_size": 21},
 )
