@@ -5,8 +5,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from common.denoiser import EpsDenoiser
-from common.noise import DiscreteSchedule, linear_betas
 from timeseries.guidance import (
     guided_forecast,
     missing_mask,
@@ -44,28 +42,8 @@ def test_energies_ignore_unobserved_entries() -> None:
     assert quantile_energy(obs, mask, torch.tensor([0.5]))(x0).item() == 1.0
 
 
-class _GaussianEps(torch.nn.Module):
-    """The exact eps_theta for data x0 ~ N(0, I): E[eps | x_t] = sqrt(1 - abar_t) x_t."""
-
-    def __init__(self, schedule: DiscreteSchedule) -> None:
-        super().__init__()
-        self.abar = schedule.alphas_cumprod.float()
-
-    def forward(self, x, t, cond=None):
-        lo = t.floor().long().clamp(0, len(self.abar) - 1)
-        hi = (lo + 1).clamp(max=len(self.abar) - 1)
-        w = (t - lo.float()).reshape(-1, *([1] * (x.ndim - 1)))
-        ab = (1 - w) * self.abar[lo].reshape(w.shape) + w * self.abar[hi].reshape(w.shape)
-        return (1 - ab).sqrt() * x
-
-
-def _gaussian_denoiser() -> EpsDenoiser:
-    sched = DiscreteSchedule(linear_betas(100, 1e-4, 0.1))
-    return EpsDenoiser(_GaussianEps(sched), sched)
-
-
-def test_mse_guidance_reduces_context_residual() -> None:
-    den = _gaussian_denoiser()
+def test_mse_guidance_reduces_context_residual(gaussian_denoiser) -> None:
+    den = gaussian_denoiser
     obs = torch.sin(torch.linspace(0, 6, 24)).reshape(1, 1, 24)
     mask = torch.ones_like(obs)
     mask[..., 16:] = 0
@@ -78,8 +56,8 @@ def test_mse_guidance_reduces_context_residual() -> None:
     assert res[1.0] < 0.2 * res[0.0]
 
 
-def test_guided_forecast_is_reproducible_and_batch_independent() -> None:
-    den = _gaussian_denoiser()
+def test_guided_forecast_is_reproducible_and_batch_independent(gaussian_denoiser) -> None:
+    den = gaussian_denoiser
     obs = torch.randn(2, 1, 12)
     mask = torch.ones_like(obs)
     a = guided_forecast(den, obs, mask, num_samples=3, sampler="ddpm", steps=10, seeds=[5, 6])

@@ -59,3 +59,14 @@ def test_ml_refinement_descends_the_energy() -> None:
     out = refine(den, windows, mask, base, 4, steps=30, lr=0.05, weight=0.1,
                  regularizer="mse", mode="ml")
     assert (out.abs() < base.abs()).all() and (out > 0).all()
+
+
+def test_synthesis_with_the_exact_gaussian_denoiser_draws_the_prior(gaussian_denoiser) -> None:
+    """Unconditional DDPM samples under the exact eps for N(0, I) data have unit variance."""
+    from timeseries.refine import synthesize
+
+    x = synthesize(gaussian_denoiser, n=64, channels=1, length=32, seed=0)
+    assert x.shape == (64, 1, 32)
+    n = x.numel()
+    assert abs(x.mean().item()) < 4 / n**0.5
+    assert abs(x.var().item() - 1.0) < 4 * (2 / n) ** 0.5
