@@ -17,7 +17,7 @@ from common.errors import GenpipesError
 
 from .config import build_config
 from .registry import MODULES, Vertical, available_verticals, load_vertical
-from .runner import open_run, run_stages
+from .runner import TrainingInterrupted, open_run, run_stages
 
 
 def demo_parser() -> argparse.ArgumentParser:
@@ -80,6 +80,8 @@ def demo_main(argv: Sequence[str]) -> int:
             run_demo(vertical, out, overrides=args.overrides, resume=args.resume,
                      overwrite=args.overwrite)
             rows.append((name, "ok", time.perf_counter() - start, str(out)))
+        except TrainingInterrupted:  # Ctrl-C stops the whole demo
+            raise
         except Exception as exc:  # one failing vertical must not stop the others
             if args.debug or not isinstance(exc, GenpipesError):
                 traceback.print_exc()
