@@ -11,17 +11,22 @@ beside, not reproduced. Run: ``OMP_NUM_THREADS=2 nice -n 10 python benchmarks/mo
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
-import torch
+# run as `python benchmarks/motion.py`, this file would shadow the `motion` package
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)
 
-from common.io import atomic_write_text
-from common.training import TrainerConfig
-from motion.baselines import StatisticsTransfer
-from motion.data import load_bandai_namco
-from motion.metrics import MotionEvaluator
-from motion.stylizer import Stylizer, StylizerConfig
+import torch  # noqa: E402
+
+from common.io import atomic_write_text  # noqa: E402
+from common.training import TrainerConfig  # noqa: E402
+from motion.baselines import StatisticsTransfer  # noqa: E402
+from motion.data import load_bandai_namco  # noqa: E402
+from motion.metrics import MotionEvaluator  # noqa: E402
+from motion.stylizer import Stylizer, StylizerConfig  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PUBLISHED = ("GenMoStyle (paper, own data) | 0.945 BFA / 0.934 Xia | 0.674 Xia | - | - | - |")

@@ -101,16 +101,19 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     """Frechet distance between Gaussians fitted to feature sets ``a`` [N, K] and ``b`` [M, K]."""
     mu1, mu2 = a.mean(0), b.mean(0)
     s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean, _ = scipy.linalg.sqrtm(s1 @ s2, disp=False)
-    covmean = covmean.real
+    covmean = scipy.linalg.sqrtm(s1 @ s2)
+    covmean = (covmean[0] if isinstance(covmean, tuple) else covmean).real
     return float(((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * covmean))
 
 
 def geodesic_distance(a: Clip, b: Clip) -> float:
     """Mean rotation angle (radians) between the local joint rotations of two clips (no root)."""
     n = min(a.n_frames, b.n_frames)
-    dot = np.abs((a.rotations[:n, 1:] * b.rotations[:n, 1:]).sum(-1))
-    return float(2 * np.arccos(np.clip(dot, 0.0, 1.0)).mean())
+    import pymotion.rotations.quat_np as quat
+
+    r = quat.mul(quat.inverse(a.rotations[:n, 1:]), b.rotations[:n, 1:])
+    # 2 atan2(|v|, |w|) is accurate near zero, where 2 arccos|<q1, q2>| is not
+    return float((2 * np.arctan2(np.linalg.norm(r[..., 1:], axis=-1), np.abs(r[..., 0]))).mean())
 
 
 def foot_skating(clip: Clip, info: SkeletonInfo, height_scale: float = 0.05) -> float:

@@ -262,10 +262,14 @@ class Stylizer:
         feats, start = clip_to_features(clip, self.info)
         x = torch.as_tensor(self._normalise(feats).T[None], dtype=torch.float32)
         t = x.shape[-1]
-        c = self.nets["content"](self.nets["ae"].encode(self._pad(x)))
+        xp = self._pad(x)
+        c = self.nets["content"](self.nets["ae"].encode(xp))
         z = self.nets["generator"](c.expand(len(s), -1, -1), s)
         y = self.nets["ae"].decode(z)
-        y[:, :3] = self.nets["gmp"](y[:, 3:])
+        # root speed follows the new style (global-motion predictor); the turning rate is the
+        # content's, so the stylized clip follows the content's path
+        y[:, 1:3] = self.nets["gmp"](y[:, 3:])[:, 1:3]
+        y[:, 0] = xp[:, 0]
         y = y[..., :t].numpy().transpose(0, 2, 1) * self.std + self.mean
         label = style if isinstance(style, str) else "ref" if style is not None else "prior"
         label = Path(label).name.split(".")[0] if isinstance(style, str) and "." in style else label
