@@ -39,7 +39,7 @@ class DataConfig:
 @dataclass
 class ModelConfig:
     context_length: int | None = None  # None: 336 hourly / 360 daily (M4: 312)
-    use_lags: bool = True
+    use_lags: bool | None = None  # None: as TSDiff's configs (no lags on m4_hourly, wiki2000_nips)
     hidden: int = 64
     blocks: int = 3
     state: int = 32
@@ -109,8 +109,11 @@ def _estimator(cfg: TimeseriesConfig, meta: dict[str, Any], run: RunDir) -> Any:
 
     m, t = cfg.model, cfg.train
     context = m.context_length or (312 if meta["name"] == "m4_hourly" else None)
+    use_lags = m.use_lags
+    if use_lags is None:
+        use_lags = meta["name"] not in ("m4_hourly", "wiki2000_nips")
     return TSDiffEstimator(
-        meta["freq"], meta["prediction_length"], context_length=context, use_lags=m.use_lags,
+        meta["freq"], meta["prediction_length"], context_length=context, use_lags=use_lags,
         dataset_name=meta["name"], guidance=cfg.sample.guidance, scale=cfg.sample.scale,
         sampler=cfg.sample.sampler, sampling_steps=cfg.sample.steps, lr=t.lr,
         batch_size=t.batch_size, num_batches_per_epoch=t.num_batches_per_epoch,
