@@ -75,7 +75,7 @@ class ShapeModelConfig:
     P_mean: float = -1.2
     P_std: float = 1.2
     ae_steps: int = 1000
-    ae_lr: float = 1e-3
+    ae_lr: float = 2e-3
     lr: float = 2e-4
     batch_size: int = 16
     sampler: str = "heun"
@@ -223,7 +223,18 @@ class ShapeModel:
         trainer = trainer or TrainerConfig()
         dense = self.dense_parts(data["sdf"])
         ckpt = None if checkpoint_dir is None else Path(checkpoint_dir)
-        train_autoencoder(self, dense, trainer, None if ckpt is None else ckpt / "autoencoder")
+        ae_file = None if ckpt is None else ckpt / "autoencoder.pt"
+        if ae_file is not None and ae_file.is_file():  # resumed fit: the AE stage is done
+            state = load_checkpoint(ae_file, KIND + "/autoencoder")
+            self.autoencoder.load_state_dict(state["autoencoder"])
+            self.latent_mean, self.latent_std = state["latent_mean"], state["latent_std"]
+            log.info("%s: autoencoder already trained; resuming the diffusion stage", ae_file)
+        else:
+            train_autoencoder(self, dense, trainer, None if ckpt is None else ckpt / "autoencoder")
+            if ae_file is not None:
+                save_checkpoint(ae_file, KIND + "/autoencoder", {
+                    "autoencoder": self.autoencoder.state_dict(),
+                    "latent_mean": float(self.latent_mean), "latent_std": float(self.latent_std)})
         train_diffusion(self, dense, torch.from_numpy(data["points"]), trainer,
                         None if ckpt is None else ckpt / "diffusion")
         self.fitted = True
@@ -294,16 +305,20 @@ class ShapeModel:
         denoise = self.denoiser.eval()
         if cond is not None and w != 1.0:
             denoise = classifier_free(self.denoiser, w, uncond=None)
-        sigmas = sigmas_karras(num_steps or c.num_steps, c.sigma_min, c.sigma_max, c.rho)
+        sigmas = sigmas_karras(num_steps or c.num_steps, c.sigma_min, c.sigma_max, c.rho).float()
         fn = get_sampler(sampler or c.sampler)
         shape = (c.latent_channels,) + (c.latent_size,) * 3
         out = []
-        for start in tqdm(range(0, n, batch_size), desc="sampling", disable=not progress):
-            stop = min(n, start + batch_size)
-            gens = sample_generators(range(seed + start, seed + stop))
-            x = randn((stop - start, *shape), gens) * float(sigmas[0])
-            cb = None if cond is None else cond[start:stop]
-            out.append(fn(denoise, x, sigmas, cond=cb, generator=gens))
+        n_steps = len(sigmas) - 1
+        with tqdm(total=n_steps * ((n + batch_size - 1) // batch_size), disable=not progress,
+                  desc=f"sampling {n} latents ({fn.__name__}, {n_steps} steps)") as bar:
+            for start in range(0, n, batch_size):
+                stop = min(n, start + batch_size)
+                gens = sample_generators(range(seed + start, seed + stop))
+                x = randn((stop - start, *shape), gens) * float(sigmas[0])
+                cb = None if cond is None else cond[start:stop]
+                out.append(fn(denoise, x, sigmas, cond=cb, generator=gens,
+                              callback=lambda info: bar.update(1)))
         return torch.cat(out)
 
     def sample(self, n: int, condition: Any = None, seed: int | None = None, **kwargs: Any

@@ -42,44 +42,44 @@ class ResBlock3d(nn.Module):
 
 
 class WaveletAutoencoder(nn.Module):
-    """Deterministic conv autoencoder between the standardised dense wavelet part and a latent grid.
+    """Conv autoencoder between the standardised dense wavelet part and a latent grid.
 
-    Channels are standardised with per-channel ``mean``/``std`` buffers (set from training data by
-    ``set_normalization``); ``loss`` is the per-sample MSE in standardised units.
+    The dense part [8, C^3] is edge-padded to ``L p`` with ``p = ceil(C / L)`` and patch-embedded
+    by a stride-``p`` convolution (as in WaLa's strided encoder), refined by residual blocks at
+    the latent resolution, and projected to ``latent_channels``; the decoder mirrors it with a
+    stride-``p`` transposed convolution, then crops (all full-resolution work is per patch, which
+    keeps it cheap on a CPU).
+    Channels are standardised with ``mean``/``std`` buffers (``set_normalization``);
+    ``loss`` is the per-sample MSE in standardised units (deterministic, no KL/VQ term).
     """
 
     def __init__(self, in_channels: int = 8, dense_size: int = 22, latent_channels: int = 4,
-                 latent_size: int = 6, width: int = 32) -> None:
+                 latent_size: int = 6, width: int = 32, blocks: int = 2) -> None:
         super().__init__()
         self.dense_size, self.latent_size = int(dense_size), int(latent_size)
+        self.patch = max(1, math.ceil(dense_size / latent_size))
+        self.padded = self.patch * self.latent_size
         self.register_buffer("mean", torch.zeros(in_channels))
         self.register_buffer("std", torch.ones(in_channels))
-        n_down = max(0, int(math.floor(math.log2(max(dense_size / latent_size, 1.0)))))
-        enc: list[nn.Module] = [nn.Conv3d(in_channels, width, 3, padding=1)]
-        c = width
-        for _ in range(n_down):
-            enc += [ResBlock3d(c, c * 2 if c < 4 * width else c),
-                    nn.Conv3d(min(c * 2, 4 * width), min(c * 2, 4 * width), 3, stride=2,
-                              padding=1)]
-            c = min(c * 2, 4 * width)
-        self.encoder = nn.Sequential(*enc, ResBlock3d(c, c))
-        self.to_latent = nn.Sequential(nn.GroupNorm(_groups(c), c), nn.SiLU(),
-                                       nn.Conv3d(c, latent_channels, 1))
-        self.from_latent = nn.Conv3d(latent_channels, c, 3, padding=1)
-        dec: list[nn.Module] = [ResBlock3d(c, c)]
-        self.n_up = n_down
-        for _ in range(n_down):
-            dec.append(ResBlock3d(c, max(c // 2, width)))
-            c = max(c // 2, width)
-        self.decoder = nn.ModuleList(dec)
-        self.out = nn.Sequential(nn.GroupNorm(_groups(c), c), nn.SiLU(),
-                                 nn.Conv3d(c, in_channels, 3, padding=1))
+        self.embed = nn.Conv3d(in_channels, width, self.patch, stride=self.patch)
+        self.enc_blocks = nn.ModuleList(ResBlock3d(width, width) for _ in range(blocks))
+        self.to_latent = nn.Sequential(nn.GroupNorm(_groups(width), width), nn.SiLU(),
+                                       nn.Conv3d(width, latent_channels, 1))
+        self.from_latent = nn.Conv3d(latent_channels, width, 3, padding=1)
+        self.dec_blocks = nn.ModuleList(ResBlock3d(width, width) for _ in range(blocks))
+        self.unpatch = nn.Sequential(nn.GroupNorm(_groups(width), width), nn.SiLU(),
+                                     nn.ConvTranspose3d(width, in_channels, self.patch,
+                                                        stride=self.patch))
 
     @torch.no_grad()
     def set_normalization(self, dense: torch.Tensor) -> None:
-        """Per-channel mean and std of a batch of dense parts [B, 8, C, C, C]."""
+        """Per-channel means and ONE scale (the coarse band's std) from dense parts [B, 8, C^3].
+
+        A shared scale keeps the detail bands at their natural (small) size relative to the
+        coarse band, so the reconstruction loss is dominated by the coarse shape, as it should.
+        """
         self.mean.copy_(dense.mean(dim=(0, 2, 3, 4)))
-        self.std.copy_(dense.std(dim=(0, 2, 3, 4)).clamp_min(1e-6))
+        self.std.fill_(float(dense[:, 0].std().clamp_min(1e-6)))
 
     def standardize(self, dense: torch.Tensor) -> torch.Tensor:
         return (dense - self.mean[:, None, None, None]) / self.std[:, None, None, None]
@@ -89,19 +89,21 @@ class WaveletAutoencoder(nn.Module):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Standardised dense part [B, 8, C^3] -> latent [B, c, L^3]."""
-        h = self.encoder(x)
-        h = F.adaptive_avg_pool3d(h, self.latent_size)
+        lo = (self.padded - self.dense_size) // 2
+        hi = self.padded - self.dense_size - lo
+        h = self.embed(F.pad(x, (lo, hi) * 3, mode="replicate"))
+        for block in self.enc_blocks:
+            h = block(h)
         return self.to_latent(h)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Latent [B, c, L^3] -> standardised dense part [B, 8, C^3]."""
-        h = self.decoder[0](self.from_latent(z))
-        for i, block in enumerate(self.decoder[1:]):
-            size = self.dense_size if i == self.n_up - 1 else min(h.shape[-1] * 2, self.dense_size)
-            h = block(F.interpolate(h, size=size, mode="trilinear", align_corners=False))
-        if h.shape[-1] != self.dense_size:
-            h = F.interpolate(h, size=self.dense_size, mode="trilinear", align_corners=False)
-        return self.out(h)
+        h = self.from_latent(z)
+        for block in self.dec_blocks:
+            h = block(h)
+        lo = (self.padded - self.dense_size) // 2
+        sl = slice(lo, lo + self.dense_size)
+        return self.unpatch(h)[:, :, sl, sl, sl]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x))
@@ -184,6 +186,8 @@ class LatentUNet3D(nn.Module):
         return emb
 
     def forward(self, x: torch.Tensor, c_noise: torch.Tensor, cond: Any = None) -> torch.Tensor:
+        dtype = self.inp.weight.dtype  # a sampler may hand over a float64 state
+        x, c_noise = x.to(dtype), c_noise.to(dtype)
         emb = self.time(fourier_embedding(c_noise, self.emb_dim))
         c = self._cond_embedding(cond, x.shape[0], x.device)
         if c is not None:

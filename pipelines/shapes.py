@@ -1,0 +1,314 @@
+"""The shapes vertical: WaLa wavelet-latent diffusion (Sivaram et al. 2024), end to end.
+
+``prepare`` loads meshes (a folder, or the embedded SYNTHETIC furniture family), splits off a
+held-out set and caches TSDF grids; ``train`` fits the wavelet autoencoder and the latent
+diffusion model (Lightning, resumable); ``sample`` draws unconditional shapes and, for a
+point-cloud model, reconstructs every held-out shape from its surface points; ``evaluate``
+computes MMD-CD / COV-CD / 1-NNA (PointFlow) against the held-out set and Chamfer / F-score /
+normal consistency / IoU for the reconstructions; ``export`` writes meshes, previews and the report.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from common.errors import ConfigError, DataError
+from common.io import atomic_write_bytes, atomic_write_json
+from common.training import TrainerConfig
+from shapes.model import ShapeModelConfig
+
+from .registry import Command, Vertical
+from .rundir import RunDir
+
+
+@dataclass
+class DataConfig:
+    """Where shapes come from: ``root`` (a folder of OBJ/PLY/STL/OFF/GLB) or the synthetic family.
+
+    ``holdout`` shapes (a fraction, at least 2) never reach training: they are the reference set
+    of the generation metrics and the inputs of the point-cloud reconstructions.
+    """
+
+    root: str | None = None
+    n_shapes: int = 96  # synthetic family size (ignored with root)
+    categories: list[str] = field(default_factory=lambda: ["table", "chair", "stool", "shelf"])
+    holdout: float = 0.2
+    seed: int = 0
+    cache_dir: str | None = None  # SDF cache; default <run>/cache/sdf
+
+
+@dataclass
+class SampleConfig:
+    n: int = 32
+    seed: int = 0
+    guidance: float = 2.0  # classifier-free guidance weight for point-cloud conditions
+    batch_size: int = 16
+    conditional: bool = True  # reconstruct held-out shapes from points (condition="points")
+
+
+@dataclass
+class EvalConfig:
+    n_points: int = 2048  # surface points per shape for Chamfer-based metrics
+    fscore_threshold: float = 0.02  # in unit-cube units (longest side 1 - 2 padding)
+
+
+@dataclass
+class ExportConfig:
+    formats: list[str] = field(default_factory=lambda: ["obj", "glb"])
+    previews: int = 8  # shapes per preview grid
+
+
+@dataclass
+class ShapesConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ShapeModelConfig = field(default_factory=lambda: ShapeModelConfig(
+        resolution=64, condition="points"))
+    sample: SampleConfig = field(default_factory=SampleConfig)
+    evaluate: EvalConfig = field(default_factory=EvalConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+    trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(max_steps=4000))
+
+
+def _save_npz(path: Path, **arrays: Any) -> None:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _load_npz(path: Path, stage: str) -> dict[str, np.ndarray]:
+    if not path.is_file():
+        raise DataError(f"missing; run `genpipes shapes {stage}` first", file=path)
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def _source_meshes(cfg: DataConfig) -> tuple[dict[str, Any], dict[str, str], str]:
+    if cfg.root:
+        from shapes.mesh_io import load_mesh_dir
+
+        meshes, errors = load_mesh_dir(cfg.root)
+        return meshes, errors, f"folder {cfg.root}"
+    from shapes.synthetic import CATEGORIES, furniture_dataset
+
+    bad = [c for c in cfg.categories if c not in CATEGORIES]
+    if bad or not cfg.categories:
+        raise ConfigError(f"data.categories: unknown {bad}; valid: {', '.join(CATEGORIES)}")
+    meshes = furniture_dataset(cfg.n_shapes, cfg.seed, tuple(cfg.categories))
+    return meshes, {}, f"SYNTHETIC furniture family ({cfg.n_shapes} CSG shapes, generated)"
+
+
+def prepare(cfg: ShapesConfig, run: RunDir) -> None:
+    """Load meshes, split train / held-out, compute cached TSDF grids and surface points."""
+    from shapes.mesh_io import normalize_to_unit_cube
+    from shapes.model import ShapeModel
+
+    meshes, errors, source = _source_meshes(cfg.data)
+    names = sorted(meshes)
+    n_hold = max(2, int(round(cfg.data.holdout * len(names))))
+    if len(names) < n_hold + 2:
+        raise DataError(f"only {len(names)} usable meshes ({len(errors)} rejected)",
+                        file=cfg.data.root or "synthetic", expected=f">= {n_hold + 2} meshes")
+    order = np.random.default_rng(cfg.data.seed).permutation(len(names))
+    hold = sorted(names[i] for i in order[:n_hold])
+    train = sorted(names[i] for i in order[n_hold:])
+    model = ShapeModel(cfg.model)
+    cache = cfg.data.cache_dir or run.path / "cache" / "sdf"
+    data_dir = run.path / "data"
+    for split, keys in (("train", train), ("holdout", hold)):
+        prepared = model.prepare({k: meshes[k] for k in keys}, cache_dir=cache)
+        _save_npz(data_dir / f"{split}.npz", names=np.array(prepared["names"]),
+                  sdf=prepared["sdf"], points=prepared["points"])
+    ref_dir = data_dir / "holdout_meshes"
+    ref_dir.mkdir(parents=True, exist_ok=True)
+    for k in hold:
+        unit = normalize_to_unit_cube(meshes[k], cfg.model.padding)[0]
+        atomic_write_bytes(ref_dir / f"{Path(k).stem}.ply", unit.export(file_type="ply"))
+    info = {"source": source, "n_train": len(train), "n_holdout": len(hold),
+            "rejected": errors, "repairs": {k: v["repairs"] for k, v in model.sdf_info.items()
+                                            if v["repairs"]}}
+    atomic_write_json(data_dir / "info.json", info)
+    run.write_metrics({"n_train": len(train), "n_holdout": len(hold),
+                       "n_rejected": len(errors)}, section="data")
+
+
+def train(cfg: ShapesConfig, run: RunDir) -> None:
+    """Fit the autoencoder then the latent diffusion (resumes from ``checkpoints/*/last.ckpt``)."""
+    from shapes.model import ShapeModel
+
+    data = _load_npz(run.path / "data" / "train.npz", "prepare")
+    t0 = time.perf_counter()
+    model = ShapeModel(cfg.model).fit(data=data, trainer=cfg.trainer,
+                                      checkpoint_dir=run.checkpoints)
+    model.save(run.checkpoints / "model.pt")
+    run.write_metrics({"seconds": round(time.perf_counter() - t0, 1),
+                       "ae_steps": cfg.model.ae_steps, "diffusion_steps": cfg.trainer.max_steps},
+                      section="train")
+
+
+def _save_meshes(meshes: list, folder: Path, names: list[str]) -> None:
+    from shapes.export import export_mesh
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, mesh in zip(names, meshes):
+        export_mesh(mesh, folder / f"{name}.ply", overwrite=True)
+
+
+def sample(cfg: ShapesConfig, run: RunDir) -> None:
+    """Unconditional samples, and point-cloud reconstructions of the held-out shapes."""
+    from shapes.model import ShapeModel
+
+    model = ShapeModel.load(run.checkpoints / "model.pt")
+    s = cfg.sample
+    t0 = time.perf_counter()
+    z = model.sample_latents(s.n, None, s.seed, batch_size=s.batch_size)
+    sdf = model.decode_sdf(z)
+    meshes = [_mc(g, cfg) for g in sdf]
+    secs = (time.perf_counter() - t0) / max(s.n, 1)
+    _save_meshes(meshes, run.samples / "unconditional", [f"sample_{i:04d}" for i in range(s.n)])
+    timing = {"seconds_per_mesh": round(secs, 3), "resolution": cfg.model.resolution,
+              "sampler": cfg.model.sampler, "num_steps": cfg.model.num_steps}
+    if s.conditional and cfg.model.condition == "points":
+        hold = _load_npz(run.path / "data" / "holdout.npz", "prepare")
+        clouds = [p[: cfg.model.n_points] for p in hold["points"]]
+        z = model.sample_latents(len(clouds), clouds, s.seed, guidance=s.guidance,
+                                 batch_size=s.batch_size)
+        grids = model.decode_sdf(z)
+        _save_npz(run.samples / "conditional_sdf.npz", sdf=grids.astype(np.float16))
+        names = [Path(str(n)).stem for n in hold["names"]]
+        _save_meshes([_mc(g, cfg) for g in grids], run.samples / "conditional", names)
+    run.write_metrics(timing, section="sampling")
+
+
+def _mc(grid: np.ndarray, cfg: ShapesConfig) -> Any:
+    from shapes.sdf import sdf_to_mesh
+
+    return sdf_to_mesh(grid, decimate_to=cfg.model.decimate_to)
+
+
+def _surface(mesh: Any, n: int, seed: int) -> np.ndarray | None:
+    from shapes.metrics import sample_surface
+
+    return None if len(mesh.faces) == 0 else sample_surface(mesh, n, seed)[0]
+
+
+def evaluate(cfg: ShapesConfig, run: RunDir) -> None:
+    """Generation metrics vs the held-out set; reconstruction metrics for conditional samples."""
+    import trimesh
+
+    from shapes import metrics as M
+
+    e = cfg.evaluate
+    refs = {p.stem: trimesh.load(p, process=False)
+            for p in sorted((run.path / "data" / "holdout_meshes").glob("*.ply"))}
+    gen_files = sorted((run.samples / "unconditional").glob("*.ply"))
+    gens = [trimesh.load(p, process=False) for p in gen_files]
+    if not gen_files:
+        raise DataError("no samples; run `genpipes shapes sample` first", file=run.samples)
+    ref_pts = [_surface(m, e.n_points, i) for i, m in enumerate(refs.values())]
+    gen_pts = [_surface(m, e.n_points, i) for i, m in enumerate(gens)]
+    valid = [p for p in gen_pts if p is not None]
+    out: dict[str, Any] = {"n_generated": len(gens), "n_empty": len(gens) - len(valid),
+                           "watertight_fraction": float(np.mean([g.is_watertight for g in gens])),
+                           "n_reference": len(ref_pts), "chamfer": "L2 (squared), sum of means"}
+    if valid:
+        out.update({"mmd_cd": M.mmd_cd(valid, ref_pts), "cov_cd": M.cov_cd(valid, ref_pts),
+                    "1nna_cd": M.one_nna(valid, ref_pts)})
+    run.write_metrics(out, section="generation")
+    cond_dir = run.samples / "conditional"
+    if cond_dir.is_dir():
+        grids = _load_npz(run.samples / "conditional_sdf.npz", "sample")["sdf"]
+        hold = _load_npz(run.path / "data" / "holdout.npz", "prepare")
+        rows = []
+        for i, name in enumerate(Path(str(n)).stem for n in hold["names"]):
+            pred = trimesh.load(cond_dir / f"{name}.ply", process=False)
+            row = {"name": name, "iou": M.volumetric_iou(grids[i] < 0, hold["sdf"][i] < 0)}
+            p = _surface(pred, e.n_points, 0)
+            if p is not None:
+                q = _surface(refs[name], e.n_points, 1)
+                row.update(chamfer_l1=M.chamfer_distance(p, q),
+                           f_score=M.f_score(p, q, e.fscore_threshold),
+                           normal_consistency=M.normal_consistency(pred, refs[name], e.n_points))
+            rows.append(row)
+        atomic_write_json(run.path / "reconstruction.json", rows)
+        keys = ("iou", "chamfer_l1", "f_score", "normal_consistency")
+        summary = {k: float(np.mean([r[k] for r in rows if k in r])) for k in keys
+                   if any(k in r for r in rows)}
+        summary["f_score_threshold"] = e.fscore_threshold
+        summary["chamfer"] = "L1, sum of the two directional means, unit-cube units"
+        run.write_metrics(summary, section="point_cloud_reconstruction")
+
+
+def export(cfg: ShapesConfig, run: RunDir) -> None:
+    """Meshes in the configured formats, preview grids and the report."""
+    import trimesh
+
+    from shapes.export import EXPORT_FORMATS, export_mesh, render_preview
+
+    bad = [f for f in cfg.export.formats if f".{f.lower()}" not in EXPORT_FORMATS]
+    if bad:
+        raise ConfigError(f"export.formats: unsupported {bad}; valid: "
+                          f"{', '.join(x[1:] for x in EXPORT_FORMATS)}")
+    out_dir = run.path / "meshes"
+    images = []
+    for group in ("unconditional", "conditional"):
+        files = sorted((run.samples / group).glob("*.ply"))
+        if not files:
+            continue
+        meshes = [trimesh.load(p, process=False) for p in files]
+        for p, m in zip(files, meshes):
+            if len(m.faces):
+                for fmt in cfg.export.formats:
+                    export_mesh(m, out_dir / group / f"{p.stem}.{fmt.lower()}", overwrite=True)
+        k = cfg.export.previews
+        show, titles = meshes[:k], [p.stem for p in files[:k]]
+        if group == "conditional":
+            refs = [trimesh.load(run.path / "data" / "holdout_meshes" / f"{p.stem}.ply")
+                    for p in files[:k // 2]]
+            show = [m for pair in zip(refs, meshes[:k // 2]) for m in pair]
+            titles = [t for p in files[:k // 2] for t in (f"{p.stem} (truth)", "from points")]
+        images.append(render_preview(show, run.plots / f"{group}.png", titles=titles,
+                                     views=((25, 35), (25, 145))))
+    metrics = run.metrics()
+    info = json.loads((run.path / "data" / "info.json").read_text())
+    text = [f"Data: {info['source']}; {info['n_train']} training and {info['n_holdout']} "
+            f"held-out shapes; {len(info['rejected'])} files rejected.", "",
+            "| section | metric | value |", "|---|---|---|"]
+    for section in ("generation", "point_cloud_reconstruction", "sampling", "train"):
+        for key, val in metrics.get(section, {}).items():
+            v = f"{val:.4g}" if isinstance(val, float) else str(val)
+            text.append(f"| {section} | {key} | {v} |")
+    text += ["", f"Model: resolution {cfg.model.resolution}^3, latent {cfg.model.latent_size}^3 x "
+             f"{cfg.model.latent_channels}, condition {cfg.model.condition}. Meshes in "
+             f"`meshes/` ({', '.join(cfg.export.formats)}); config in `config.yaml`."]
+    run.add_report("WaLa shapes", "\n".join(text), images=images)
+    atomic_write_json(run.path / "model_config.json", asdict(cfg.model))
+
+
+def _commands() -> dict[str, Command]:
+    commands: dict[str, Command] = {}
+    try:
+        from pipelines.shapes_reconstruct import RECONSTRUCT
+    except ImportError:
+        return commands
+    commands["reconstruct"] = RECONSTRUCT
+    return commands
+
+
+VERTICAL = Vertical(
+    name="shapes",
+    description="WaLa wavelet-latent 3-D shape diffusion (unconditional and from point clouds)",
+    config_cls=ShapesConfig,
+    stages={"prepare": prepare, "train": train, "sample": sample, "evaluate": evaluate,
+            "export": export},
+    demo_overrides={"data.n_shapes": 32, "model.resolution": 32, "model.ae_steps": 150,
+                    "model.unet_width": 32, "model.batch_size": 8, "trainer.max_steps": 250,
+                    "sample.n": 8, "evaluate.n_points": 1024, "export.previews": 6},
+    commands=_commands(),
+)

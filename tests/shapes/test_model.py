@@ -1,0 +1,87 @@
+"""ShapeModel end to end on a tiny synthetic corpus: fit, sample, encode/decode, save/load."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+
+from common.errors import ConfigError, DataError
+from common.training import TrainerConfig
+from shapes.model import ShapeModel
+
+TINY = dict(resolution=24, latent_size=4, ae_width=16, unet_width=16, emb_dim=32, n_points=64,
+            ae_steps=150, ae_lr=3e-3, batch_size=4, num_steps=4, condition="points")
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    rng = np.random.default_rng(0)  # chunky primitives: learnable in a few steps at 24^3
+    shapes = [trimesh.creation.box(rng.uniform(0.3, 1.0, 3)) if i % 2 else
+              trimesh.creation.icosphere(2, rng.uniform(0.5, 1.0)) for i in range(8)]
+    model = ShapeModel(**TINY)
+    ckpt = tmp_path_factory.mktemp("ckpt")
+    model.fit(shapes, trainer=TrainerConfig(max_steps=40, enable_progress_bar=False,
+                                            ema_decay=0.99), checkpoint_dir=ckpt)
+    return model, shapes, ckpt
+
+
+def test_fit_then_sample_gives_closed_meshes(fitted):
+    model, _, ckpt = fitted
+    assert (ckpt / "autoencoder.pt").is_file() and (ckpt / "diffusion" / "last.ckpt").is_file()
+    meshes = model.sample(3, seed=0, progress=False)
+    assert len(meshes) == 3
+    nonempty = [m for m in meshes if len(m.faces)]
+    assert nonempty, "every sample came out empty"
+    for m in nonempty:
+        assert np.isfinite(m.vertices).all()
+        assert np.abs(m.vertices).max() <= 0.5 + 1e-6  # inside the unit cube
+        edges = m.edges_sorted
+        _, counts = np.unique(edges, axis=0, return_counts=True)
+        assert (counts == 1).mean() < 0.05  # watertight-ish: few boundary edges
+
+
+def test_samples_do_not_depend_on_batch_size(fitted):
+    model = fitted[0]
+    a = model.sample_latents(3, seed=5, batch_size=3, progress=False)
+    b = model.sample_latents(3, seed=5, batch_size=1, progress=False)
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_point_condition_and_guidance(fitted):
+    model, shapes = fitted[:2]
+    cloud = shapes[0].sample(500, seed=0) * 7.0 + 3.0  # any frame
+    z1 = model.sample_latents(2, cloud, seed=0, guidance=1.0, progress=False)
+    z3 = model.sample_latents(2, cloud, seed=0, guidance=3.0, progress=False)
+    zu = model.sample_latents(2, None, seed=0, progress=False)
+    assert z1.shape == zu.shape and not torch.allclose(z1, z3)
+    with pytest.raises(DataError, match="NaN"):
+        model.sample_latents(1, np.full((100, 3), np.nan), progress=False)
+    with pytest.raises(DataError, match="point clouds for"):
+        model.sample_latents(3, [cloud, cloud], progress=False)
+
+
+def test_encode_decode_and_save_load(fitted, tmp_path):
+    model, shapes = fitted[:2]
+    mesh = shapes[2]
+    z = model.encode(mesh)
+    assert z.shape == (4, 4, 4, 4)
+    assert len(model.decode(z).faces) > 0
+    path = model.save(tmp_path / "wala.pt")
+    again = ShapeModel.load(path)
+    torch.testing.assert_close(again.sample_latents(2, seed=1, progress=False),
+                               model.sample_latents(2, seed=1, progress=False))
+
+
+def test_bad_settings_and_unfitted_use():
+    with pytest.raises(ConfigError, match="unknown ShapeModel settings"):
+        ShapeModel(resolutoin=32)
+    with pytest.raises(ConfigError, match="condition"):
+        ShapeModel(condition="image")
+    with pytest.raises(ConfigError, match="before fit"):
+        ShapeModel(**TINY).sample(1)
+    plain = ShapeModel(**{**TINY, "condition": "none"})
+    plain.fitted = True
+    with pytest.raises(ConfigError, match="without a condition"):
+        plain.sample_latents(1, np.zeros((10, 3)), progress=False)
