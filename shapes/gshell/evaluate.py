@@ -12,9 +12,9 @@ from shapes.metrics import chamfer_distance, f_score, normal_consistency, sample
 
 
 def boundary_edge_count(mesh) -> int:
-    """Number of edges used by exactly one face (after merging duplicate vertices)."""
+    """Number of edges used by exactly one face (after merging vertices by position only)."""
     m = mesh.copy()
-    m.merge_vertices()
+    m.merge_vertices(merge_tex=True, merge_norm=True)
     if len(m.faces) == 0:
         return 0
     e = np.sort(np.asarray(m.edges), axis=1)

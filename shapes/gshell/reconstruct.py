@@ -58,6 +58,8 @@ class ReconstructConfig:
     w_close: float = 1.0
     w_unseen: float = 0.05        # weak "open" pull where nothing observes a vertex
     carve_margin: float = 1.5     # free-space margin in grid cells
+    open_radius: int = 3          # silhouette dilation (pixels) before background counts as free
+    open_start: float = 0.0       # fraction of the run before the "open" terms ramp in (over 0.2)
     renderer: str = "auto"
     seed: int = 0
     progress: bool = True
@@ -206,7 +208,7 @@ def optimise(views: Views, cameras: list[Camera], cfg: ReconstructConfig | None 
             np.exp(decay * max(it - cfg.warmup, 0))))
     tgt = {k: getattr(views, k).to(device) if getattr(views, k) is not None else None
            for k in ("masks", "depths", "normals", "colors")}
-    maps = carving_maps(views, 2)
+    maps = carving_maps(views, cfg.open_radius)
     history: list[float] = []
     t0 = time.perf_counter()
     bar = tqdm(range(cfg.iterations), desc=f"G-Shell ({cfg.mode})", disable=not cfg.progress)
@@ -235,13 +237,15 @@ def optimise(views: Views, cameras: list[Camera], cfg: ReconstructConfig | None 
             free, on, hidden = observe(shell.template_vertices, views, cameras, margin,
                                        maps=maps)
             delta = 0.5 * grid.cell_size
-            if free.any():
-                loss = loss + cfg.w_open * F.relu(tmsdf[free] + delta).mean() / grid.cell_size
+            ramp = min(max((it / max(cfg.iterations, 1) - cfg.open_start) / 0.2, 0.0), 1.0)
+            h = grid.cell_size
+            if free.any() and ramp > 0:
+                loss = loss + ramp * cfg.w_open * F.relu(tmsdf[free] + delta).mean() / h
             unseen = hidden & ~free & ~on
-            if unseen.any():
-                loss = loss + cfg.w_unseen * F.relu(tmsdf[unseen] + delta).mean() / grid.cell_size
+            if unseen.any() and ramp > 0:
+                loss = loss + ramp * cfg.w_unseen * F.relu(tmsdf[unseen] + delta).mean() / h
             if on.any():
-                loss = loss + cfg.w_close * F.relu(delta - tmsdf[on]).mean() / grid.cell_size
+                loss = loss + cfg.w_close * F.relu(delta - tmsdf[on]).mean() / h
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
