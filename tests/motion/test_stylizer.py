@@ -93,3 +93,14 @@ def test_bad_inputs(fitted, content, shared_data, tmp_path):
         c.meta.pop("style")
     with pytest.raises(DataError, match="no style label"):
         Stylizer(StylizerConfig.tiny()).fit(unlabelled, TRAINER)
+
+
+def test_unsupervised_variant_uses_no_labels(content):
+    clips = generate_dataset(1, n_frames=80, styles=["neutral", "angry"])
+    cfg = StylizerConfig.tiny(ae_steps=10, stylizer_steps=10, batch_size=8, supervised=False,
+                              mirror_augment=False)
+    model = Stylizer(cfg).fit(clips, TRAINER)
+    assert model.nets["style"].label is None            # the style encoder never sees a label
+    ref = model.stylize(content, generate_clip("angry", "walk", 80, seed=5))
+    lab = model.stylize(content, "angry")                # label = mean code of its clips
+    assert ref.rotations.shape == lab.rotations.shape == content.rotations.shape
