@@ -62,6 +62,8 @@ class StylizerConfig:
     w_kl: float = 1e-2
     w_kl_pair: float = 1e-2
     label_dropout: float = 0.2
+    style_prior: str = "gaussian"    # "gaussian" (N(0, I); per-label Gaussians) or "diffusion"
+    prior_steps: int = 500           # training steps of the diffusion prior over style codes
     seed: int = 0
 
     @classmethod
@@ -83,6 +85,7 @@ class Stylizer:
         self.nets: dict[str, torch.nn.Module] = {}
         self.mean = self.std = None
         self.style_stats: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.prior: Any = None
 
     # data ----------------------------------------------------------------------------------
     def _check_clip(self, clip: Clip, purpose: str) -> None:
@@ -197,6 +200,14 @@ class Stylizer:
         for lab, arrs in mus.items():
             a = np.concatenate(arrs)
             self.style_stats[self.styles[lab]] = (a.mean(0), a.std(0) + 1e-3)
+        if self.config.style_prior == "diffusion":
+            from .style_prior import DiffusionStylePrior
+
+            codes = torch.as_tensor(np.concatenate([np.concatenate(v) for v in mus.values()]))
+            labs = torch.as_tensor(np.concatenate([[k] * sum(len(a) for a in v)
+                                                   for k, v in mus.items()]), dtype=torch.long)
+            self.prior = DiffusionStylePrior(self.config.style, len(self.styles)).fit(
+                codes.float(), labs, steps=self.config.prior_steps, seed=self.config.seed)
 
     # inference -------------------------------------------------------------------------------
     def _require_fitted(self) -> None:
@@ -229,6 +240,10 @@ class Stylizer:
         self._require_fitted()
         s_dim = self.config.style
         gens = sample_generators(self._seeds(seed, n_samples))
+        label = style if isinstance(style, str) and style in self.style_stats else None
+        if self.prior is not None and (style is None or label is not None):
+            idx = None if label is None else self.styles.index(label)
+            return self.prior.sample(n_samples, idx, self._seeds(seed, n_samples))
         if style is None:
             return randn((n_samples, s_dim), gens)
         if isinstance(style, str) and not (style.endswith(".bvh") or style.endswith(".gz")):
@@ -301,6 +316,7 @@ class Stylizer:
                          "end_sites": torch.as_tensor(t.end_sites),
                          "end_sites_parents": torch.as_tensor(t.end_sites_parents)},
             "info": dataclasses.asdict(self.info),
+            "prior": None if self.prior is None else self.prior.state_dict(),
             "weights": {k: m.state_dict() for k, m in self.nets.items()},
             "mean": torch.as_tensor(self.mean), "std": torch.as_tensor(self.std),
             "style_stats": {k: [torch.as_tensor(a), torch.as_tensor(b)]
@@ -329,4 +345,10 @@ class Stylizer:
             m.eval().requires_grad_(False)
         self.mean, self.std = obj["mean"].numpy(), obj["std"].numpy()
         self.style_stats = {k: (a.numpy(), b.numpy()) for k, (a, b) in obj["style_stats"].items()}
+        if obj.get("prior") is not None:
+            from .style_prior import DiffusionStylePrior
+
+            self.prior = DiffusionStylePrior(self.config.style, len(self.styles))
+            self.prior.load_state_dict(obj["prior"])
+            self.prior.eval().requires_grad_(False)
         return self

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from common.errors import CheckpointError, DataError
 from common.training import TrainerConfig
@@ -95,12 +96,15 @@ def test_bad_inputs(fitted, content, shared_data, tmp_path):
         Stylizer(StylizerConfig.tiny()).fit(unlabelled, TRAINER)
 
 
-def test_unsupervised_variant_uses_no_labels(content):
+def test_unsupervised_variant_with_diffusion_prior(content, tmp_path):
     clips = generate_dataset(1, n_frames=80, styles=["neutral", "angry"])
     cfg = StylizerConfig.tiny(ae_steps=10, stylizer_steps=10, batch_size=8, supervised=False,
-                              mirror_augment=False)
+                              mirror_augment=False, style_prior="diffusion", prior_steps=20)
     model = Stylizer(cfg).fit(clips, TRAINER)
     assert model.nets["style"].label is None            # the style encoder never sees a label
     ref = model.stylize(content, generate_clip("angry", "walk", 80, seed=5))
-    lab = model.stylize(content, "angry")                # label = mean code of its clips
+    lab = model.stylize(content, "angry")                # label: the diffusion prior's draw
     assert ref.rotations.shape == lab.rotations.shape == content.rotations.shape
+    path = model.save(tmp_path / "u.pt")
+    again = Stylizer.load(path)
+    torch.testing.assert_close(again.style_code(None, 2, seed=4), model.style_code(None, 2, seed=4))
