@@ -57,9 +57,17 @@ class ModelConfig:
     mirror_augment: bool = True
     batch_size: int = 32
     lr: float = 2e-4
-    ae_steps: int = 20000
+    ae_steps: int = 20000            # the two stages' budgets (trainer.max_steps is unused)
     stylizer_steps: int = 40000
     steps_per_epoch: int = 50
+    w_rec: float = 1.0
+    w_swap: float = 1.0
+    w_cycle: float = 0.5
+    w_kl: float = 1e-2
+    w_kl_pair: float = 1e-2
+    label_dropout: float = 0.2
+    style_prior: str = "gaussian"    # or "diffusion": EDM prior over style codes (core samplers)
+    prior_steps: int = 500
 
 
 @dataclass
