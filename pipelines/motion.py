@@ -26,6 +26,7 @@ from common.training import TrainerConfig
 
 from .registry import Command, Vertical
 from .rundir import RunDir
+from .runner import log
 
 
 @dataclass
@@ -179,11 +180,16 @@ def train(cfg: MotionConfig, run: RunDir) -> None:
     """Fit the stylizer (resumes each stage from ``checkpoints/<stage>/last.ckpt``)."""
     from motion.stylizer import Stylizer
 
-    clips = _load_split(run, "train", cfg.data.fps)
+    loaded = _load_split(run, "train", cfg.data.fps)
+    clips = [c for c in loaded if c.n_frames >= cfg.model.window]
+    if len(clips) < len(loaded):
+        log(f"motion: skipping {len(loaded) - len(clips)} training clip(s) shorter than the "
+            f"{cfg.model.window}-frame window")
     model = Stylizer(_stylizer_config(cfg)).fit(clips, cfg.trainer, checkpoint_dir=run.checkpoints)
     model.save(run.checkpoints / "stylizer.pt")
     run.write_metrics({"parameters": model.n_parameters, "styles": model.styles,
-                       "train_clips": len(clips)}, section="train")
+                       "train_clips": len(clips), "skipped_short": len(loaded) - len(clips)},
+                      section="train")
 
 
 def sample(cfg: MotionConfig, run: RunDir) -> None:
