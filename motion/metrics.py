@@ -147,6 +147,7 @@ class MotionEvaluator:
     real_style_embeddings: dict[str, np.ndarray] = field(default_factory=dict)
 
     def fit(self, clips: list[Clip]) -> MotionEvaluator:
+        clips = [c for c in clips if c.n_frames >= self.window]      # whole windows only
         feats = [clip_to_features(c, self.info)[0] for c in clips]
         styles = [str(c.meta["style"]) for c in clips]
         contents = [str(c.meta["content"]) for c in clips]
@@ -160,7 +161,8 @@ class MotionEvaluator:
         return self
 
     def accuracy(self, clips: list[Clip]) -> dict[str, float]:
-        """Held-out style and content accuracy on labelled real clips."""
+        """Held-out style and content accuracy on labelled real clips (>= one window long)."""
+        clips = [c for c in clips if c.n_frames >= self.window]
         feats = [clip_to_features(c, self.info)[0] for c in clips]
         s = np.mean([self.style_clf.predict(f) == c.meta["style"] for f, c in zip(feats, clips)])
         k = np.mean([self.content_clf.predict(f) == c.meta["content"]
