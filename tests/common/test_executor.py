@@ -22,6 +22,8 @@ def slow_square(x: int) -> int:
     ("dask", 2, {"processes": False}),
 ])
 def test_map_returns_results_in_input_order(kind, n_workers, kwargs):
+    if kind == "dask":
+        pytest.importorskip("distributed", reason="the dask executor needs genpipes[cluster]")
     items = list(range(12))
     with get_executor(kind, n_workers=n_workers, progress=False, **kwargs) as ex:
         assert ex.map(slow_square, items) == [x * x for x in items]
