@@ -30,7 +30,6 @@ from .model import (
     GlobalMotionPredictor,
     MotionAutoencoder,
     StyleEncoder,
-    n_params,
 )
 from .skeleton import SkeletonInfo, mirror
 from .training import AutoencoderModule, StylizerModule, WindowPairs
@@ -183,8 +182,7 @@ class Stylizer:
 
     @property
     def n_parameters(self) -> int:
-        return sum(n_params(m) if any(p.requires_grad for p in m.parameters())
-                   else sum(p.numel() for p in m.parameters()) for m in self.nets.values())
+        return sum(p.numel() for m in self.nets.values() for p in m.parameters())
 
     @torch.no_grad()
     def _style_statistics(self, normed: list[np.ndarray], labels: list[int]) -> None:
@@ -266,7 +264,7 @@ class Stylizer:
         return torch.nn.functional.pad(x, (0, extra), mode="replicate") if extra else x
 
     @torch.no_grad()
-    def stylize(self, content: Clip | str | Path, style: str | Clip | Path | None = None,
+    def stylize(self, content: Clip | str | Path, style: str | Path | Clip | None = None,
                 n_samples: int = 1, seed: int | None = None, cleanup_feet: bool = False
                 ) -> Clip | list[Clip]:
         """Re-render ``content`` in ``style``; one clip, or a list when ``n_samples > 1``."""
