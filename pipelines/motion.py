@@ -295,11 +295,17 @@ def export(cfg: MotionConfig, run: RunDir) -> None:
     synth = " (SYNTHETIC procedural gaits, not mocap)" if m.get("data", {}).get("synthetic") else ""
     text = (f"Data: {cfg.data.source}{synth}; {m.get('data', {}).get('train_clips')} train / "
             f"{m.get('data', {}).get('test_clips')} test clips, split by take. "
-            f"Classifiers on real held-out clips: style acc {real.get('style_acc', '-')}, "
-            f"content acc {real.get('content_acc', '-')}. Prior diversity: "
-            f"{m.get('ours', {}).get('prior_diversity', '-')}. BVH outputs in `samples/`.\n\n"
+            f"Classifiers on the held-out data clips: style acc {_fmt(real.get('style_acc'))}, "
+            f"content acc {_fmt(real.get('content_acc'))}. Prior-sample diversity (style "
+            f"features): {_fmt(m.get('ours', {}).get('prior_diversity'))}. Geodesic distance to "
+            "the content clip in radians; foot skating in skeleton units per second. BVH "
+            "outputs in `samples/`.\n\n"
             + "\n".join(table))
     run.add_report("Motion stylization", text, images=images)
+
+
+def _fmt(v: Any) -> str:
+    return "-" if v is None else f"{v:.3f}"
 
 
 # -- the `genpipes motion stylize` command ------------------------------------------------------
