@@ -51,8 +51,8 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    batch_size: int = 256
-    lr: float = 2e-3
+    batch_size: int = 1024  # per process under DDP
+    lr: float = 1e-2
     audit: bool = False  # per-rank sample indices + final weight digest in <run>/ddp/ (DDP test)
 
 
