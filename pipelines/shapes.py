@@ -186,6 +186,16 @@ def sample(cfg: ShapesConfig, run: RunDir) -> None:
     run.write_metrics(timing, section="sampling")
 
 
+def _load(path: Path) -> Any:
+    """A PLY written by ``sample`` as a Trimesh (an empty sample loads as an empty mesh)."""
+    import trimesh
+
+    mesh = trimesh.load(path, process=False)
+    if not isinstance(mesh, trimesh.Trimesh):
+        return trimesh.Trimesh(np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64))
+    return mesh
+
+
 def _mc(grid: np.ndarray, cfg: ShapesConfig) -> Any:
     from shapes.sdf import sdf_to_mesh
 
@@ -200,15 +210,14 @@ def _surface(mesh: Any, n: int, seed: int) -> np.ndarray | None:
 
 def evaluate(cfg: ShapesConfig, run: RunDir) -> None:
     """Generation metrics vs the held-out set; reconstruction metrics for conditional samples."""
-    import trimesh
 
     from shapes import metrics as M
 
     e = cfg.evaluate
-    refs = {p.stem: trimesh.load(p, process=False)
+    refs = {p.stem: _load(p)
             for p in sorted((run.path / "data" / "holdout_meshes").glob("*.ply"))}
     gen_files = sorted((run.samples / "unconditional").glob("*.ply"))
-    gens = [trimesh.load(p, process=False) for p in gen_files]
+    gens = [_load(p) for p in gen_files]
     if not gen_files:
         raise DataError("no samples; run `genpipes shapes sample` first", file=run.samples)
     ref_pts = [_surface(m, e.n_points, i) for i, m in enumerate(refs.values())]
@@ -227,7 +236,7 @@ def evaluate(cfg: ShapesConfig, run: RunDir) -> None:
         hold = _load_npz(run.path / "data" / "holdout.npz", "prepare")
         rows = []
         for i, name in enumerate(Path(str(n)).stem for n in hold["names"]):
-            pred = trimesh.load(cond_dir / f"{name}.ply", process=False)
+            pred = _load(cond_dir / f"{name}.ply")
             row = {"name": name, "iou": M.volumetric_iou(grids[i] < 0, hold["sdf"][i] < 0)}
             p = _surface(pred, e.n_points, 0)
             if p is not None:
@@ -247,7 +256,6 @@ def evaluate(cfg: ShapesConfig, run: RunDir) -> None:
 
 def export(cfg: ShapesConfig, run: RunDir) -> None:
     """Meshes in the configured formats, preview grids and the report."""
-    import trimesh
 
     from shapes.export import EXPORT_FORMATS, export_mesh, render_preview
 
@@ -261,7 +269,7 @@ def export(cfg: ShapesConfig, run: RunDir) -> None:
         files = sorted((run.samples / group).glob("*.ply"))
         if not files:
             continue
-        meshes = [trimesh.load(p, process=False) for p in files]
+        meshes = [_load(p) for p in files]
         for p, m in zip(files, meshes):
             if len(m.faces):
                 for fmt in cfg.export.formats:
@@ -269,7 +277,7 @@ def export(cfg: ShapesConfig, run: RunDir) -> None:
         k = cfg.export.previews
         show, titles = meshes[:k], [p.stem for p in files[:k]]
         if group == "conditional":
-            refs = [trimesh.load(run.path / "data" / "holdout_meshes" / f"{p.stem}.ply")
+            refs = [_load(run.path / "data" / "holdout_meshes" / f"{p.stem}.ply")
                     for p in files[:k // 2]]
             show = [m for pair in zip(refs, meshes[:k // 2]) for m in pair]
             titles = [t for p in files[:k // 2] for t in (f"{p.stem} (truth)", "from points")]
