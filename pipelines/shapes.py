@@ -37,6 +37,9 @@ class DataConfig:
     """
 
     root: str | None = None
+    dataset: str = "synthetic"  # without root: synthetic, modelnet10 or modelnet40 (downloaded)
+    modelnet_classes: list[str] | None = None  # e.g. [chair, table]; all when null
+    modelnet_limit: int | None = 100  # at most this many training meshes per class
     n_shapes: int = 96  # synthetic family size (ignored with root)
     categories: list[str] = field(default_factory=lambda: ["table", "chair", "stool", "shelf"])
     holdout: float = 0.2
@@ -95,6 +98,16 @@ def _source_meshes(cfg: DataConfig) -> tuple[dict[str, Any], dict[str, str], str
 
         meshes, errors = load_mesh_dir(cfg.root)
         return meshes, errors, f"folder {cfg.root}"
+    if cfg.dataset.startswith("modelnet"):
+        from shapes.datasets import modelnet
+        from shapes.mesh_io import load_mesh_dir
+
+        folder = modelnet(cfg.dataset, cfg.modelnet_classes, "train", limit=cfg.modelnet_limit)
+        meshes, errors = load_mesh_dir(folder)
+        return meshes, errors, f"{cfg.dataset} (train split, {folder})"
+    if cfg.dataset != "synthetic":
+        raise ConfigError(f"data.dataset: unknown {cfg.dataset!r}; valid: synthetic, "
+                          "modelnet10, modelnet40 (or set data.root to a folder)")
     from shapes.synthetic import CATEGORIES, furniture_dataset
 
     bad = [c for c in cfg.categories if c not in CATEGORIES]

@@ -78,3 +78,29 @@ def test_normalize_to_unit_cube_round_trip():
     np.testing.assert_allclose(out.extents, [0.8, 0.4, 0.2], atol=1e-12)
     np.testing.assert_allclose(out.bounds.mean(0), 0, atol=1e-12)
     np.testing.assert_allclose(out.vertices / scale + center, box.vertices, atol=1e-12)
+
+
+def test_modelnet_extraction_from_cached_zip(tmp_path):
+    import hashlib
+    import zipfile
+
+    from shapes.datasets import modelnet
+
+    off = "OFF\n4 4 0\n0 0 0\n1 0 0\n0 1 0\n0 0 1\n3 0 2 1\n3 0 1 3\n3 0 3 2\n3 1 2 3\n"
+    zpath = tmp_path / "modelnet10.zip"
+    with zipfile.ZipFile(zpath, "w") as zf:
+        for cls in ("chair", "table"):
+            for split in ("train", "test"):
+                for i in range(3):
+                    zf.writestr(f"ModelNet10/{cls}/{split}/{cls}_{i:04d}.off", off)
+    digest = hashlib.sha256(zpath.read_bytes()).hexdigest()
+    (tmp_path / "modelnet10.zip.sha256").write_text(digest + "\n")
+    folder = modelnet("modelnet10", ["chair"], "test", cache_dir=tmp_path, limit=2)
+    meshes, errors = load_mesh_dir(folder)
+    assert sorted(meshes) == ["chair/chair_0000.off", "chair/chair_0001.off"] and not errors
+    assert all(len(m.faces) == 4 for m in meshes.values())
+    with pytest.raises(DataError, match="sofa"):
+        modelnet("modelnet10", ["sofa"], cache_dir=tmp_path)
+    zpath.write_bytes(zpath.read_bytes() + b"x")  # a corrupted cache is refused
+    with pytest.raises(DataError, match="SHA-256"):
+        modelnet("modelnet10", cache_dir=tmp_path)
