@@ -11,11 +11,18 @@ Writes ``benchmarks/results/gshell.md``.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# run as a script, sys.path[0] is benchmarks/, where a sibling benchmarks/shapes.py would shadow
+# the shapes package
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
 import argparse
 import os
 import platform
 import time
-from pathlib import Path
 
 import torch
 

@@ -10,9 +10,16 @@ masks > 0.5) and normals, and the ms per view of each. Needs CUDA and nvdiffrast
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# run as a script, sys.path[0] is benchmarks/, where a sibling benchmarks/shapes.py would shadow
+# the shapes package
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
 import os
 import time
-from pathlib import Path
 
 import torch
 
