@@ -44,6 +44,7 @@ class GeneratorConfig:
     sigma_data: float = 0.5
     lr: float = 5e-4
     batch_size: int = 64
+    min_batches_per_epoch: int = 25  # small sets are repeated (checkpoints are saved per epoch)
     p_uncond: float = 0.2  # classifier-free guidance: drop the condition this often
     lattice_share: float = 0.2  # loss share of the six lattice numbers
     occupied_share: float = 0.4  # loss share of occupied slots (the rest goes to empty slots)
@@ -56,13 +57,16 @@ class GeneratorConfig:
 
 
 class _TensorSet(Dataset):
-    def __init__(self, x: np.ndarray, occ: np.ndarray) -> None:
-        self.x, self.occ = x, occ
+    """The encoded set, repeated ``repeats`` times so that tiny sets still give long epochs."""
+
+    def __init__(self, x: np.ndarray, occ: np.ndarray, repeats: int = 1) -> None:
+        self.x, self.occ, self.repeats = x, occ, repeats
 
     def __len__(self) -> int:
-        return len(self.x)
+        return len(self.x) * self.repeats
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        i = i % len(self.x)
         return self.x[i], self.occ[i]
 
 
@@ -149,9 +153,9 @@ class CrystalGenerator:
         return np.stack(xs), np.stack(occs)
 
     # training -------------------------------------------------------------------------------------
-    def fit(self, structures: list[Structure], checkpoint_dir: str | Path | None = None,
-            seed: int | None = None) -> CrystalGenerator:
-        """Train on ``structures`` (resumes from ``checkpoint_dir/last.ckpt`` when it exists)."""
+    def training_objects(self, structures: list[Structure], seed: int | None = None
+                         ) -> tuple[DiffusionModule, DataLoader]:
+        """The LightningModule and DataLoader ``fit`` trains (for pipelines with own trainers)."""
         import lightning.pytorch as pl
 
         structures = list(structures)
@@ -162,10 +166,17 @@ class CrystalGenerator:
         x, occ = self.encode_dataset(structures)
         seed = self.trainer_config.seed if seed is None else seed
         pl.seed_everything(seed, workers=True, verbose=False)
-        loader = DataLoader(_TensorSet(x, occ), batch_size=min(self.config.batch_size, len(x)),
-                            shuffle=True, collate_fn=_Collate(self.encoder, self.config, seed),
-                            drop_last=len(x) > self.config.batch_size)
+        batch = min(self.config.batch_size, len(x))
+        repeats = max(1, -(-self.config.min_batches_per_epoch * batch // len(x)))
+        loader = DataLoader(_TensorSet(x, occ, repeats), batch_size=batch, shuffle=True,
+                            collate_fn=_Collate(self.encoder, self.config, seed), drop_last=True)
         module = DiffusionModule(self.model, lr=self.config.lr, warmup_steps=50)
+        return module, loader
+
+    def fit(self, structures: list[Structure], checkpoint_dir: str | Path | None = None,
+            seed: int | None = None) -> CrystalGenerator:
+        """Train on ``structures`` (resumes from ``checkpoint_dir/last.ckpt`` when it exists)."""
+        module, loader = self.training_objects(structures, seed)
         trainer = make_trainer(self.trainer_config, checkpoint_dir)
         ckpt = None
         if checkpoint_dir is not None and (Path(checkpoint_dir) / "last.ckpt").is_file():

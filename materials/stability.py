@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
+from collections import Counter
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -106,7 +107,8 @@ def elemental_prototypes(symbol: str) -> list[Structure]:
     d = 2 * float(r)
     out = [
         Structure(Lattice.cubic(d * math.sqrt(2)), [el] * 4,
-                  [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]]).get_primitive_structure(),
+                  [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]]
+                  ).get_primitive_structure(),
         Structure(Lattice.cubic(2 * d / math.sqrt(3)), [el] * 2, [[0, 0, 0], [0.5, 0.5, 0.5]]
                   ).get_primitive_structure(),
         Structure(Lattice.hexagonal(d, 1.633 * d), [el] * 2, [[1 / 3, 2 / 3, 0.25],
@@ -191,8 +193,7 @@ class DFTHull(_HullBase):
         if not need <= set(table.columns):
             raise DataError("hull table lacks columns", field=", ".join(sorted(need)),
                             expected="the MP-20 hull parquet of the shared data")
-        self.comps = [Composition(dict(pd.Series(list(s)).value_counts()))
-                      for s in table["species_at_sites"]]
+        self.comps = [Composition(Counter(s)) for s in table["species_at_sites"]]
         self.e_form = table["formation_energy_per_atom"].to_numpy(dtype=float)
         self.e_hull_dft = (table["e_above_hull"].to_numpy(dtype=float)
                            if "e_above_hull" in table else None)

@@ -1,0 +1,58 @@
+"""The DFT-anchored hull: a compound of the MP-20 table sits on (or near) its own hull."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from materials.stability import DFTHull, SelfConsistentHull, stability_summary
+
+
+class _FixedRefs:
+    """Elemental chemical potentials that are never relaxed (the hull test needs none)."""
+
+    def get(self, symbol: str) -> float:
+        return -1.0
+
+    def formation_energy_per_atom(self, composition, energy_per_atom: float) -> float:
+        return energy_per_atom + 1.0
+
+
+@pytest.fixture(scope="module")
+def hull(shared_data):
+    path = shared_data / "materials" / "mp20_hull" / "ensemble_above_hull_dataset.parquet"
+    if not path.is_file():
+        pytest.skip(f"{path} missing")
+    pytest.importorskip("pyarrow")
+    return DFTHull.from_file(path, refs=_FixedRefs())
+
+
+@pytest.mark.parametrize("formula", ["SrTiO3", "NaCl", "Al2O3", "MgO"])
+def test_known_compound_has_table_e_above_hull(hull, formula):
+    rows = [i for i, f in enumerate(hull.formulas) if f == formula]
+    assert rows, formula
+    i = min(rows, key=lambda j: hull.e_hull_dft[j])
+    comp, ef = hull.comps[i], hull.e_form[i]
+    e = hull.e_above_hull_from_formation(comp, ef)
+    assert e == pytest.approx(hull.e_hull_dft[i], abs=0.02)
+    # 50 meV/atom lower is below the hull by 50 meV/atom when the compound is on the hull
+    if hull.e_hull_dft[i] == 0:
+        assert hull.e_above_hull_from_formation(comp, ef - 0.05) == pytest.approx(-0.05, abs=1e-6)
+
+
+def test_self_consistent_hull_of_a_binary():
+    # A-B with A, B at -1 eV/atom, AB at -2 eV/atom: AB on the hull; A3B above the tie line
+    h = SelfConsistentHull([("NaCl", -2.0)], refs=_FixedRefs())
+    assert h.e_above_hull("NaCl", -2.0) == pytest.approx(0.0)
+    # Na3Cl: tie line between Na (-1) and NaCl (-2) at x_Cl = 0.25 -> -1.5 eV/atom
+    assert h.e_above_hull("Na3Cl", -1.4) == pytest.approx(0.1)
+    assert math.isnan(h.e_above_hull("NaCl", float("nan")))
+
+
+def test_stability_summary_denominators():
+    s = stability_summary([-0.1, 0.05, 0.3, float("nan")], [True, True, False, True],
+                          [True, False, True, True], [True, True, True, False], "test")
+    assert s["stable"] == "1/4" and s["metastable"] == "2/4"
+    assert s["sun_rate"] == 0.25 and s["median_e_hull"] == pytest.approx(np.median([-0.1, .05, .3]))
