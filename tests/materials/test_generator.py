@@ -1,0 +1,78 @@
+"""A tiny fit + sample: decodable crystals, CSP keeps the composition, save/load, seeds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pymatgen.core import Composition, Lattice, Structure
+
+from common.errors import CheckpointError, DataError
+from common.training import TrainerConfig
+from materials.generator import CrystalGenerator
+
+
+def _train_set() -> list[Structure]:
+    out = []
+    for a, b, x, lat in [("Sr", "Ti", "O", 3.9), ("Ba", "Ti", "O", 4.0), ("Ca", "Ti", "O", 3.8),
+                         ("K", "Mg", "F", 4.0), ("Sr", "Zr", "O", 4.1)]:
+        out.append(Structure(Lattice.cubic(lat), [a, b, x, x, x],
+                             [[0.5, 0.5, 0.5], [0, 0, 0], [0.5, 0, 0], [0, 0.5, 0], [0, 0, 0.5]]))
+    return out
+
+
+@pytest.fixture(scope="module")
+def generator(tmp_path_factory):
+    gen = CrystalGenerator(trainer=TrainerConfig(max_steps=8, ema_decay=None,
+                                                 enable_progress_bar=False, accelerator="cpu"),
+                           channels=8, emb_dim=32, batch_size=5, steps=4, min_batches_per_epoch=4)
+    return gen.fit(_train_set())
+
+
+def test_csp_samples_have_the_requested_composition(generator):
+    out = generator.sample(3, composition="SrTiO3", seed=1, return_invalid=True, progress=False)
+    assert len(out) == 3
+    for s in out:
+        assert s is not None
+        assert s.composition == Composition("SrTiO3")
+        assert s.lattice.volume > 0.1
+
+
+def test_unconditional_samples_decode_or_are_none(generator):
+    out = generator.sample(2, seed=0, return_invalid=True, progress=False)
+    assert len(out) == 2
+    assert all(s is None or isinstance(s, Structure) for s in out)
+
+
+def test_samples_do_not_depend_on_batch_size(generator):
+    a, _ = generator.sample_flat(3, seed=5, batch_size=3, progress=False)
+    b, _ = generator.sample_flat(3, seed=5, batch_size=1, progress=False)
+    np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_save_load_round_trip(generator, tmp_path):
+    path = generator.save(tmp_path / "gen.pt")
+    again = CrystalGenerator.load(path)
+    a, _ = generator.sample_flat(2, composition="BaTiO3", seed=2, progress=False)
+    b, _ = again.sample_flat(2, composition="BaTiO3", seed=2, progress=False)
+    np.testing.assert_array_equal(a, b)
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="junk.pt"):
+        CrystalGenerator.load(tmp_path / "junk.pt")
+
+
+def test_csp_bad_compositions(generator):
+    with pytest.raises(DataError, match="charge-balanced"):
+        generator.sample(1, composition="NaCl2", progress=False)
+    with pytest.raises(DataError, match="4 atoms of O.*L=3"):
+        generator.sample(1, composition="SrTiO4", progress=False, check_composition=False)
+
+
+def test_fit_skips_structures_with_too_many_atoms_and_counts_them():
+    gen = CrystalGenerator(slots=3, channels=8, emb_dim=32)
+    big = Structure(Lattice.cubic(6.0), ["Na"] * 4 + ["Cl"] * 4,
+                    [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5],
+                     [0.5, 0.5, 0.5], [0, 0, 0.5], [0, 0.5, 0], [0.5, 0, 0]])
+    gen.training_objects(_train_set() + [big])
+    assert len(gen.skipped) == 1 and "4 atoms of" in gen.skipped[0][1]
+    with pytest.raises(CheckpointError):
+        CrystalGenerator().sample(1)
