@@ -22,6 +22,11 @@ def test_vertical_registers_demo_and_reconstruct():
     v = load_vertical("shapes")
     assert set(v.stages) == {"prepare", "train", "sample", "evaluate", "export"}
     assert v.demo_overrides["model.resolution"] <= 64
+    try:
+        from pipelines.shapes_reconstruct import RECONSTRUCT
+    except ImportError:  # G-Shell's optional command is absent: nothing to register
+        return
+    assert v.commands["reconstruct"] is RECONSTRUCT
 
 
 def test_run_end_to_end(tmp_path):
