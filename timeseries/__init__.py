@@ -15,7 +15,8 @@ _EXPORTS = {
     "TSDiffEstimator": "estimator", "TSDiffPredictor": "estimator", "TSDiffConfig": "estimator",
     "load_dataset": "datasets", "SplitDataset": "datasets",
     "guided_forecast": "guidance", "refine": "refine", "synthesize": "refine",
-    "linear_predictive_score": "refine", "TSDiffBackbone": "module",
+    "linear_predictive_score": "refine", "refine_forecasts": "refine",
+    "ridge_forecasts": "refine", "TSDiffBackbone": "module",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -70,3 +70,32 @@ def test_synthesis_with_the_exact_gaussian_denoiser_draws_the_prior(gaussian_den
     n = x.numel()
     assert abs(x.mean().item()) < 4 / n**0.5
     assert abs(x.var().item() - 1.0) < 4 * (2 / n) ** 0.5
+
+
+def test_ridge_base_forecaster_and_refine_forecasts() -> None:
+    import pandas as pd
+
+    from common.training import TrainerConfig
+    from timeseries.estimator import TSDiffEstimator
+    from timeseries.refine import refine_forecasts, ridge_forecasts
+
+    t = np.arange(200)
+    data = [{"item_id": i, "start": pd.Period("2021-01-01 00:00", freq="h"),
+             "target": (10 + 3 * np.sin(2 * np.pi * t / 24 + i)).astype(np.float32)}
+            for i in range(2)]
+    inputs = [{**e, "target": e["target"][:-12]} for e in data]
+    base = ridge_forecasts(inputs, inputs, context=48, prediction_length=12, num_samples=8)
+    truth = np.stack([e["target"][-12:] for e in data])
+    median = np.stack([np.median(f.samples, 0) for f in base])
+    assert np.abs(median - truth).mean() < 0.05  # a sine is exactly linear-predictable
+    assert base[0].start_date == inputs[0]["start"] + 188
+    pred = TSDiffEstimator("h", 12, context_length=24, use_lags=False, hidden=8, blocks=1,
+                           batch_size=8, num_batches_per_epoch=2,
+                           trainer=TrainerConfig(max_steps=2, accelerator="cpu",
+                                                 enable_progress_bar=False, ema_decay=None)
+                           ).train(inputs)
+    refined = refine_forecasts(pred, inputs, base, steps=0)  # zero steps: identity
+    for r, b in zip(refined, base):
+        assert np.allclose(r.samples, b.samples, rtol=1e-5, atol=1e-4)
+    moved = refine_forecasts(pred, inputs, base, steps=3, mode="langevin")
+    assert moved[0].samples.shape == (8, 12) and np.isfinite(moved[0].samples).all()
