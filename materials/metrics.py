@@ -48,7 +48,10 @@ def _smact_valid_cached(symbols: tuple[str, ...], counts: tuple[int, ...],
         return True
     if include_alloys and all(s in smact.metals for s in symbols):
         return True
-    space = smact.element_dictionary(symbols)
+    try:
+        space = smact.element_dictionary(symbols)
+    except Exception:  # SMACT has no data for some elements (e.g. Rf): not assessable -> invalid
+        return False
     elems = [space[s] for s in symbols]
     eneg = [e.pauling_eneg for e in elems]
     ox_sets = [getattr(e, "oxidation_states_smact14", None) or e.oxidation_states for e in elems]

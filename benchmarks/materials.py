@@ -1,0 +1,258 @@
+"""Materials benchmark: UniMat (ours) vs PyXtal random and ion-substitution baselines, one run.
+
+Perov-5 (train on the shared val split, test on the test split; the train split is not staged):
+validity, COV-R/COV-P (CDVAE thresholds and composition scaler, at a stated sample size),
+density / #elements Wasserstein distances, CSP match rate and RMSE at k=1 and k=K, next to the
+published CDVAE and DiffCSP numbers. Baselines relaxed and scored by the same CHGNet proxy: PyXtal
+random symmetric structures of the test compositions, and pymatgen ion substitution of training
+structures. Plus the proxy calibration against MP-20 DFT e_above_hull on prototypes whose
+compositions are in the table, and CHGNet relaxations per minute on one and two processes.
+
+Usage: ``nice -n 10 python benchmarks/materials.py --data ../shared/data/materials --steps 300``
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+PUBLISHED = {  # Perov-5, CDVAE / DiffCSP papers (as listed in issue 4)
+    "struct. validity %": ("100", "100"), "comp. validity %": ("98.6", "98.9"),
+    "COV-R %": ("99.5", "99.7"), "COV-P %": ("98.5", "98.3"), "d_rho": ("0.126", "0.111"),
+    "CSP match k=1 %": ("45.3", "52.0"), "CSP match k=20 %": ("88.5", "98.6"),
+}
+
+
+def pyxtal_candidates(comp, n: int, seed: int) -> list:
+    """Random symmetric crystals of ``comp`` (PyXtal), random space groups 2-230."""
+    from pyxtal import pyxtal
+
+    rng = np.random.default_rng(seed)
+    out = []
+    species = [el.symbol for el in comp]
+    nums = [int(comp[el]) for el in comp]
+    tries = 0
+    while len(out) < n and tries < 40 * n:
+        tries += 1
+        c = pyxtal()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                c.from_random(3, int(rng.integers(2, 231)), species, nums)
+            if c.valid:
+                out.append(c.to_pymatgen())
+        except Exception:
+            continue
+    return out + [None] * (n - len(out))
+
+
+def substitution_candidates(comp, train, n: int) -> list:
+    """Training structures whose species map onto ``comp`` by pymatgen's substitution probabilities
+    (Hautier et al. 2011), best-scored first; the lattice is scaled by volume per atom."""
+    from pymatgen.analysis.structure_prediction.substitution_probability import (
+        SubstitutionProbability,
+    )
+    from pymatgen.core import Composition
+
+    sp = SubstitutionProbability()
+    target = Composition(comp).element_composition
+    scored = []
+    for s in train:
+        c = s.composition.element_composition
+        if sorted(c.values()) != sorted(target.values()) or len(c) != len(target):
+            continue
+        # match elements by equal counts; score each mapping by the product of pair probabilities
+        import itertools
+
+        src = list(c)
+        for perm in itertools.permutations(list(target)):
+            if any(c[a] != target[b] for a, b in zip(src, perm)):
+                continue
+            try:
+                p = math.prod(sp.pair_prob(a.symbol, b.symbol) if a != b else 1.0
+                              for a, b in zip(src, perm))
+            except Exception:
+                p = 0.0
+            scored.append((p, s, dict(zip(src, perm))))
+    scored.sort(key=lambda t: -t[0])
+    out = []
+    for _p, s, mapping in scored[:n]:
+        t = s.copy()
+        t.replace_species(mapping)
+        out.append(t)
+    return out + [None] * (n - len(out))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default="../shared/data/materials")
+    ap.add_argument("--train-size", type=int, default=1024)
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--n-gen", type=int, default=100, help="unconditional samples (COV etc.)")
+    ap.add_argument("--n-csp", type=int, default=20, help="test compositions for CSP")
+    ap.add_argument("--k", type=int, default=5)
+    ap.add_argument("--n-relax", type=int, default=12, help="candidates relaxed per method")
+    ap.add_argument("--out", default="benchmarks/results/materials.md")
+    args = ap.parse_args()
+
+    import torch
+
+    from common.executor import get_executor
+    from common.training import TrainerConfig
+    from materials import metrics as M
+    from materials.data import load_structures
+    from materials.generator import CrystalGenerator
+    from materials.prototypes import prototype_structures
+    from materials.stability import DFTHull, ElementalReferences, RelaxConfig, relax_many
+
+    torch.set_num_threads(1)
+    data = Path(args.data)
+    t0 = time.perf_counter()
+    train, _ = load_structures(data / "perov_5" / "val.csv.gz", limit=args.train_size)
+    test, _ = load_structures(data / "perov_5" / "test.csv.gz", limit=max(args.n_gen, args.n_csp))
+    gen = CrystalGenerator(trainer=TrainerConfig(max_steps=args.steps, ema_decay=0.999,
+                                                 enable_progress_bar=False, accelerator="cpu"),
+                           channels=16, emb_dim=64, batch_size=64, steps=20)
+    t_fit = time.perf_counter()
+    gen.fit(train)
+    fit_s = time.perf_counter() - t_fit
+
+    # unconditional generation ----------------------------------------------------------------
+    t_s = time.perf_counter()
+    uncond = gen.sample(args.n_gen, seed=0, return_invalid=True, progress=False)
+    gen_s = time.perf_counter() - t_s
+    val = M.validity(uncond)
+    valid = [s for s, v in zip(uncond, val["valid"]) if v]
+    scaler = M.load_comp_scaler(data / "cdvae_comp_scaler.json")
+    cut = M.COV_CUTOFFS["perovskite"]
+    ref = test[: args.n_gen]
+    cov = M.coverage(valid, ref, cut["struc"], cut["comp"], scaler) if valid else {}
+    props = M.property_distances(valid, ref) if valid else {}
+
+    # CSP: ours, PyXtal, substitution at equal candidates ---------------------------------------
+    targets = test[: args.n_csp]
+    ours, pyx, sub = [], [], []
+    t_ours = t_pyx = t_sub = 0.0
+    for i, tgt in enumerate(targets):
+        a = time.perf_counter()
+        ours.append(gen.sample(args.k, composition=tgt.composition, seed=100 * i,
+                               return_invalid=True, progress=False, check_composition=False))
+        b = time.perf_counter()
+        pyx.append(pyxtal_candidates(tgt.composition, args.k, seed=i))
+        c = time.perf_counter()
+        sub.append(substitution_candidates(tgt.composition, train, args.k))
+        d = time.perf_counter()
+        t_ours, t_pyx, t_sub = t_ours + b - a, t_pyx + c - b, t_sub + d - c
+    csp = {name: {k: M.csp_match(c, targets, k=k) for k in (1, args.k)}
+           for name, c in (("UniMat (ours)", ours), ("PyXtal random", pyx),
+                           ("ion substitution", sub))}
+
+    # proxy E_hull of CSP candidates, DFT-anchored MP-20 hull -----------------------------------
+    refs = ElementalReferences(relax=RelaxConfig(fmax=0.1, steps=150))
+    hull = DFTHull.from_file(data / "mp20_hull", refs)
+    relax_cfg = RelaxConfig(fmax=0.1, steps=100)
+    ehull = {}
+    for name, cands in (("UniMat (ours)", ours), ("PyXtal random", pyx),
+                        ("ion substitution", sub)):
+        flat = [c[0] for c in cands if c and c[0] is not None][: args.n_relax]
+        res = relax_many(flat, relax_cfg)
+        ehull[name] = [hull.e_above_hull(r["structure"].composition, r["energy_per_atom"])
+                       for r in res]
+    given = relax_many(targets[: args.n_relax], relax_cfg)
+    ehull["Perov-5 test (given)"] = [hull.e_above_hull(r["structure"].composition,
+                                                       r["energy_per_atom"]) for r in given]
+
+    # calibration on prototypes whose compositions are in the MP-20 table -------------------------
+    protos = [p for p in prototype_structures(4)
+              if p.composition.reduced_formula in set(hull.formulas)]
+    pres = relax_many(protos, RelaxConfig(fmax=0.05, steps=200))
+    calib = []
+    for p, r in zip(protos, pres):
+        rows = [j for j, f in enumerate(hull.formulas) if f == p.composition.reduced_formula]
+        dft = min(hull.e_hull_dft[j] for j in rows)
+        calib.append((p.composition.reduced_formula, hull.e_above_hull(p.composition,
+                                                                       r["energy_per_atom"]), dft))
+
+    # throughput: relaxations per minute on 1 and 2 processes ---
+    bench = [s for s in test[:16]]
+    thr = {}
+    for w in (1, 2):
+        with get_executor("local", n_workers=w, progress=False) as ex:
+            a = time.perf_counter()
+            relax_many(bench, RelaxConfig(fmax=0.1, steps=50), ex)
+            thr[w] = 60 * len(bench) / (time.perf_counter() - a)
+
+    # table --------------------------------------------------------------------------------------
+    def pct(x: float) -> str:
+        return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}"
+
+    n = len(uncond)
+    lines = [
+        "# Materials benchmark (UniMat on Perov-5)", "",
+        f"Budget (this run, shared 2-core CPU): trained on {len(train)} Perov-5 *val* structures "
+        f"(train split not staged) for {args.steps} steps, 3-D U-Net with 16 base channels "
+        f"({fit_s / 60:.1f} min); Heun 20 steps. Published models train for hours on a GPU on "
+        "the 11k train split, so this is not a like-for-like comparison.", "",
+        f"## Unconditional generation ({n} samples; COV against {len(ref)} test structures)", "",
+        "| metric | ours | CDVAE (paper) | DiffCSP (paper) |", "|---|---|---|---|",
+        f"| struct. validity % | {pct(np.mean(val['struct_valid']))} | "
+        f"{PUBLISHED['struct. validity %'][0]} | {PUBLISHED['struct. validity %'][1]} |",
+        f"| comp. validity % | {pct(np.mean(val['comp_valid']))} | "
+        f"{PUBLISHED['comp. validity %'][0]} | {PUBLISHED['comp. validity %'][1]} |",
+        f"| COV-R % | {pct(cov.get('cov_recall'))} | 99.5 | 99.7 |",
+        f"| COV-P % | {pct(cov.get('cov_precision'))} | 98.5 | 98.3 |",
+        f"| d_rho | {props.get('wdist_density', float('nan')):.3f} | 0.126 | 0.111 |",
+        f"| d_elem | {props.get('wdist_num_elements', float('nan')):.3f} | - | - |", "",
+        "Papers compute COV on 10,000 samples against the full test split; here "
+        f"{n} vs {len(ref)}, and coverage grows with sample size (README of the shared data: "
+        "real val vs test at 500 vs 500 gives COV-R 71.8 %).", "",
+        f"## CSP ({len(targets)} test compositions, k = 1 and {args.k} candidates each)", "",
+        f"| method | match k=1 % | RMSE k=1 | match k={args.k} % | RMSE k={args.k} | "
+        "seconds per composition |", "|---|---|---|---|---|---|",
+    ]
+    secs = {"UniMat (ours)": t_ours, "PyXtal random": t_pyx, "ion substitution": t_sub}
+    for name, r in csp.items():
+        lines.append(f"| {name} | {pct(r[1]['match_rate'])} | {r[1]['rmse']:.4f} | "
+                     f"{pct(r[args.k]['match_rate'])} | {r[args.k]['rmse']:.4f} | "
+                     f"{secs[name] / len(targets):.2f} |")
+    lines += ["| CDVAE (paper, k=1 / k=20) | 45.3 | 0.1138 | 88.5 (k=20) | 0.0464 | - |",
+              "| DiffCSP (paper, k=1 / k=20) | 52.0 | 0.0760 | 98.6 (k=20) | 0.0128 | - |", "",
+              "## Proxy E_hull of CSP candidates (CHGNet, DFT-anchored MP-20 hull; first "
+              f"candidate of up to {args.n_relax} compositions, FIRE 100 steps, fmax 0.1)", "",
+              "| set | n | median eV/atom | < 0 | < 0.1 | < 0.25 |", "|---|---|---|---|---|---|"]
+    for name, v in ehull.items():
+        v = [x for x in v if math.isfinite(x)]
+        if not v:
+            lines.append(f"| {name} | 0 | - | - | - | - |")
+            continue
+        lines.append(f"| {name} | {len(v)} | {np.median(v):.3f} | {pct(np.mean(np.less(v, 0)))} |"
+                     f" {pct(np.mean(np.less(v, 0.1)))} | {pct(np.mean(np.less(v, 0.25)))} |")
+    mae = np.mean([abs(a - b) for _, a, b in calib]) if calib else float("nan")
+    sign = np.mean([(a <= 0.1) == (b <= 0.1) for _, a, b in calib]) if calib else float("nan")
+    lines += ["", "Perov-5's hypothetical perovskites sit far above the MP-20 DFT hull, so stable "
+              "rates are near zero for every method here.", "",
+              f"## Proxy calibration ({len(calib)} prototypes whose formula is in MP-20)", "",
+              f"MAE of proxy E_hull vs MP DFT e_above_hull: {mae:.3f} eV/atom; agreement on "
+              f"'E_hull <= 0.1': {pct(sign)} %.", "", "| formula | proxy | DFT |", "|---|---|---|"]
+    lines += [f"| {f} | {a:.3f} | {b:.3f} |" for f, a, b in calib]
+    lines += ["", "## Throughput", "",
+              f"- CHGNet relaxations per minute (Perov-5 cells, FIRE 50 steps): 1 process "
+              f"{thr[1]:.1f}, 2 processes {thr[2]:.1f} (shared, loaded 2-core machine)",
+              f"- UniMat unconditional sampling: {n / max(gen_s, 1e-9) * 3600:.0f} candidates "
+              "per CPU-hour (20 Heun steps)",
+              f"- total benchmark wall time: {(time.perf_counter() - t0) / 60:.1f} min", ""]
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    from common.io import atomic_write_text
+
+    atomic_write_text(out, "\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
