@@ -351,10 +351,10 @@ VERTICAL = Vertical(
             "export": export},
     # 32^3 with 2 wavelet levels (3 levels at 32^3 keep only 44 % IoU of thin furniture in the
     # dense band) and a 10^3 latent: the most the CPU demo budget can learn
-    demo_overrides={"data.n_shapes": 32, "model.resolution": 32, "model.levels": 2,
-                    "model.latent_size": 10, "model.ae_steps": 200, "model.ae_lr": 3e-3,
+    demo_overrides={"data.n_shapes": 28, "model.resolution": 32, "model.levels": 2,
+                    "model.latent_size": 10, "model.ae_steps": 150, "model.ae_lr": 3e-3,
                     "model.lr": 1e-3, "model.unet_width": 32, "model.batch_size": 8,
-                    "trainer.max_steps": 250, "sample.n": 8, "evaluate.n_points": 1024,
+                    "trainer.max_steps": 200, "sample.n": 8, "evaluate.n_points": 1024,
                     "export.previews": 6},
     commands=_commands(),
 )
