@@ -46,7 +46,7 @@ class DiffusionModule(pl.LightningModule):
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         loss = self._loss(batch)
         self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True,
-                 batch_size=self.unpack(batch)[0].shape[0], sync_dist=False)
+                 batch_size=self.unpack(batch)[0].shape[0], sync_dist=True)
         return loss
 
     def validation_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
@@ -137,6 +137,7 @@ class TrainerConfig:
     enable_progress_bar: bool = True
     seed: int = 0
     ema_decay: float | None = 0.999
+    checkpoint_every_n_steps: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -150,9 +151,13 @@ def make_trainer(cfg: TrainerConfig, checkpoint_dir: str | Path | None = None,
     if checkpoint_dir is not None:
         from lightning.pytorch.callbacks import ModelCheckpoint
 
+        every = cfg.checkpoint_every_n_steps or None
         cbs.append(ModelCheckpoint(dirpath=str(checkpoint_dir), filename="step{step:08d}",
                                    auto_insert_metric_name=False, save_last=True, save_top_k=1,
-                                   every_n_train_steps=None, save_on_train_epoch_end=True))
+                                   every_n_train_steps=every,
+                                   save_on_train_epoch_end=every is None))
+        if every is not None:
+            cbs.append(_SaveLastAtEnd(Path(checkpoint_dir) / "last.ckpt"))
     return pl.Trainer(
         max_steps=cfg.max_steps, max_epochs=cfg.max_epochs, accelerator=cfg.accelerator,
         devices=cfg.devices, num_nodes=cfg.num_nodes, strategy=cfg.strategy,
@@ -162,6 +167,16 @@ def make_trainer(cfg: TrainerConfig, checkpoint_dir: str | Path | None = None,
         default_root_dir=None if default_root_dir is None else str(default_root_dir),
         enable_model_summary=False, **cfg.extra,
     )
+
+
+class _SaveLastAtEnd(pl.Callback):
+    """With step-interval checkpoints, also write ``last.ckpt`` when training ends mid-interval."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        trainer.save_checkpoint(str(self.path))
 
 
 def load_ema_weights(module: nn.Module, checkpoint: str | Path | dict[str, Any]) -> bool:

@@ -31,3 +31,28 @@ def test_batches_weights_and_masks():
     mask = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
     assert torch.allclose(module._loss({"x": x, "mask": mask, "cond": "c"}), torch.tensor(2.0))
     assert module.model.seen == "c"
+
+
+class Quadratic(nn.Module):
+    """A 'denoiser' with one weight and loss (w - mean(x0))^2, to train in a few steps."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(()))
+
+    def loss(self, x0, cond=None, mask=None):
+        return (self.w - x0.mean(1)) ** 2
+
+
+def test_step_interval_checkpoints_and_last_at_end(tmp_path):
+    from common.training import TrainerConfig, make_trainer
+
+    cfg = TrainerConfig(max_steps=7, accelerator="cpu", devices=1, enable_progress_bar=False,
+                        ema_decay=None, checkpoint_every_n_steps=3)
+    loader = torch.utils.data.DataLoader(torch.ones(64, 2), batch_size=2)  # 32 steps per epoch
+    trainer = make_trainer(cfg, checkpoint_dir=tmp_path)
+    trainer.fit(DiffusionModule(Quadratic(), lr=0.1), loader)
+    steps = sorted(p.name for p in tmp_path.glob("step*.ckpt"))
+    assert steps == ["step00000006.ckpt"]  # save_top_k=1 keeps the newest interval checkpoint
+    last = torch.load(tmp_path / "last.ckpt", map_location="cpu", weights_only=True)
+    assert last["global_step"] == 7  # written at the end although 7 is not a multiple of 3
