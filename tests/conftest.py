@@ -1,4 +1,4 @@
-"""Shared fixtures: one thread per test process, and the real benchmark data in ``../shared/data``."""
+"""Shared fixtures: one thread per test process, and the real benchmark data in ../shared/data."""
 
 from __future__ import annotations
 

@@ -51,7 +51,8 @@ def test_cpu_renderer_sphere_matches_projection():
     assert float((out["mask"] > 0.5).sum()) == pytest.approx(math.pi * rad**2, rel=0.05)
     c = 64
     assert float(out["depth"].detach()[c, c]) == pytest.approx(d - a, abs=2e-3)
-    assert float(out["normal"].detach()[c, c, 2]) == pytest.approx(-1.0, abs=1e-2)  # faces the camera
+    # the normal faces the camera
+    assert float(out["normal"].detach()[c, c, 2]) == pytest.approx(-1.0, abs=1e-2)
     # the mask area grows with the radius: its gradient along the outward normals is positive
     out["mask"].sum().backward()
     radial = (v.grad * v.detach() / a).sum()
