@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
+
+# this script is named like the `materials` package: keep its folder off the import path
+sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
 
 PUBLISHED = {  # Perov-5, CDVAE / DiffCSP papers (as listed in issue 4)
     "struct. validity %": ("100", "100"), "comp. validity %": ("98.6", "98.9"),

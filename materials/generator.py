@@ -41,6 +41,7 @@ class GeneratorConfig:
     slots: int | None = None  # L; None = from the data
     channels: int = 32
     emb_dim: int = 128
+    full_res_attention: bool = False
     sigma_data: float = 0.5
     lr: float = 5e-4
     batch_size: int = 64
@@ -130,7 +131,8 @@ class CrystalGenerator:
         from .model import UniMatUNet
 
         self.encoder = encoder
-        backbone = UniMatUNet(encoder.slots, self.config.channels, self.config.emb_dim)
+        backbone = UniMatUNet(encoder.slots, self.config.channels, self.config.emb_dim,
+                              full_res_attention=self.config.full_res_attention)
         self.model = Preconditioned(backbone, sigma_data=self.config.sigma_data)
 
     def encode_dataset(self, structures: list[Structure]) -> tuple[np.ndarray, np.ndarray]:

@@ -209,7 +209,7 @@ def evaluate(cfg: MaterialsConfig, run: RunDir) -> None:
     if cfg.evaluate.reference_energies == "relax":
         self_hull = SelfConsistentHull.from_structures(train_set, relax_cfg, refs=refs)
     else:  # single-point CHGNet energies of the training structures
-        preds = [_chgnet().predict_structure(s) for s in train_set]
+        preds = _chgnet().predict_structure(train_set, task="e", batch_size=16)
         self_hull = SelfConsistentHull([(s.composition, float(p["e"]))
                                         for s, p in zip(train_set, preds)], refs)
     dft_hull = DFTHull.from_file(cfg.evaluate.mp20_hull, refs) if cfg.evaluate.mp20_hull else None
@@ -350,7 +350,7 @@ VERTICAL = Vertical(
     config_cls=MaterialsConfig,
     stages={"prepare": prepare, "train": train, "sample": sample, "evaluate": evaluate,
             "export": export},
-    demo_overrides={"trainer.max_steps": 120, "trainer.ema_decay": None,
+    demo_overrides={"trainer.max_steps": 60, "trainer.ema_decay": None,
                     "data.max_per_prototype": 3, "model.channels": 16, "model.emb_dim": 64,
                     "model.batch_size": 32, "sample.num_samples": 8,
                     "sample.compositions": ["SrTiO3"], "sample.per_composition": 2,
