@@ -52,14 +52,19 @@ def _chgnet() -> Any:
     return CHGNet.load(verbose=False)
 
 
-def relax_structure(structure: Structure, cfg: RelaxConfig | None = None) -> dict[str, Any]:
-    """Relax one structure with CHGNet; energy per atom (eV, MP-compatible) and the final cell."""
+@lru_cache(maxsize=4)
+def _optimizer(name: str) -> Any:
     from chgnet.model import StructOptimizer
 
+    return StructOptimizer(model=_chgnet(), optimizer_class=name)
+
+
+def relax_structure(structure: Structure, cfg: RelaxConfig | None = None) -> dict[str, Any]:
+    """Relax one structure with CHGNet; energy per atom (eV, MP-compatible) and the final cell."""
     cfg = cfg or RelaxConfig()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        opt = StructOptimizer(model=_chgnet(), optimizer_class=cfg.optimizer)
+        opt = _optimizer(cfg.optimizer)
         try:
             res = opt.relax(structure, fmax=cfg.fmax, steps=cfg.steps,
                             relax_cell=cfg.relax_cell, verbose=False)
@@ -133,8 +138,9 @@ class ElementalReferences:
                  ) -> None:
         from .data import default_cache_dir
 
-        self.cache_file = Path(cache_file or default_cache_dir() / "chgnet_elemental_refs.json")
         self.relax = relax or RelaxConfig(fmax=0.05, steps=300)
+        name = f"chgnet_elemental_refs_fmax{self.relax.fmax:g}_steps{self.relax.steps}.json"
+        self.cache_file = Path(cache_file or default_cache_dir() / name)
         self.mu: dict[str, float] = {}
         if self.cache_file.is_file():
             try:

@@ -66,6 +66,7 @@ class EvaluateConfig:
     workers: int = 1
     mp20_hull: str | None = None  # mp20_hull folder/parquet: enables the DFT-anchored proxy
     reference_energies: str = "single_point"  # self-consistent hull refs: single_point or relax
+    element_steps: int = 150  # FIRE steps for the elemental reference crystals (cached on disk)
 
 
 @dataclass
@@ -205,7 +206,7 @@ def evaluate(cfg: MaterialsConfig, run: RunDir) -> None:
     with get_executor(cfg.evaluate.executor, n_workers=cfg.evaluate.workers) as ex:
         relaxed = dict(zip(to_relax, relax_many([structs[i] for i in to_relax], relax_cfg, ex)))
     relax_seconds = time.perf_counter() - t0
-    refs = ElementalReferences(relax=RelaxConfig(fmax=0.1, steps=100))
+    refs = ElementalReferences(relax=RelaxConfig(fmax=0.1, steps=cfg.evaluate.element_steps))
     if cfg.evaluate.reference_energies == "relax":
         self_hull = SelfConsistentHull.from_structures(train_set, relax_cfg, refs=refs)
     else:  # single-point CHGNet energies of the training structures
@@ -354,7 +355,8 @@ VERTICAL = Vertical(
                     "data.max_per_prototype": 3, "model.channels": 16, "model.emb_dim": 64,
                     "model.batch_size": 32, "sample.num_samples": 8,
                     "sample.compositions": ["SrTiO3"], "sample.per_composition": 2,
-                    "sample.steps": 12, "evaluate.relax_steps": 40},
+                    "sample.steps": 12, "evaluate.relax_steps": 30,
+                    "evaluate.element_steps": 25},
 )
 
 __all__ = ["MaterialsConfig", "VERTICAL", "asdict"]
