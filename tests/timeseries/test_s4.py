@@ -51,3 +51,33 @@ def test_backbone_shapes_and_step_dependence(seed: int) -> None:
     out2 = net(x, torch.full((4,), 80.0))
     assert out1.shape == x.shape
     assert not torch.allclose(out1, out2)
+
+
+def test_fft_size_is_fast_and_wrap_free() -> None:
+    from timeseries.s4 import fft_size
+
+    for length in (1, 5, 24, 40, 360, 384, 390):
+        n = fft_size(length)
+        m = n
+        while m % 2 == 0:
+            m //= 2
+        assert n >= 2 * length and n % 2 == 0 and m in (1, 3)
+        assert n < 4 * length  # the smallest such size is below 4L (2^a or 3 2^a)
+    assert fft_size(360) == 768
+
+
+def test_fft_conv_gradients_match_autograd(seed: int) -> None:
+    from timeseries.s4 import FFTConv, fft_size
+
+    length = 13
+    n = fft_size(length)  # 32, not 2L: the adjoints must use the spectrum's own size
+    u = torch.randn(2, 3, length, dtype=torch.float64, requires_grad=True)
+    k = torch.randn(3, n, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(2, 3, length, dtype=torch.float64)
+    spec = torch.fft.rfft(k, n=n)
+    (FFTConv.apply(u, spec) * g).sum().backward()
+    gu, gk = u.grad.clone(), k.grad.clone()
+    u.grad, k.grad = None, None
+    ref = torch.fft.irfft(torch.fft.rfft(u, n=n) * torch.fft.rfft(k, n=n), n=n)[..., :length]
+    (ref * g).sum().backward()
+    assert torch.allclose(gu, u.grad, atol=1e-10) and torch.allclose(gk, k.grad, atol=1e-10)
