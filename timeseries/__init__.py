@@ -16,7 +16,7 @@ _EXPORTS = {
     "load_dataset": "datasets", "SplitDataset": "datasets",
     "guided_forecast": "guidance", "refine": "refine", "synthesize": "refine",
     "linear_predictive_score": "refine", "refine_forecasts": "refine",
-    "ridge_forecasts": "refine", "TSDiffBackbone": "module",
+    "ridge_forecasts": "refine", "TSDiffBackbone": "module", "tstr_deepar": "tstr",
 }
 
 __all__ = sorted(_EXPORTS)
