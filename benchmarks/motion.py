@@ -40,6 +40,8 @@ def main() -> None:
     p.add_argument("--ae-steps", type=int, default=600)
     p.add_argument("--stylizer-steps", type=int, default=600)
     p.add_argument("--classifier-steps", type=int, default=600)
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--grad-clip", type=float, default=None, help="gradient-norm clipping")
     p.add_argument("--out", default=str(REPO / "benchmarks/results/motion.md"))
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
@@ -50,9 +52,10 @@ def main() -> None:
     train = [c for c in clips if c.meta["take"] == "001"]
     test = [c for c in clips if c.meta["take"] != "001"]
     cfg = StylizerConfig(window=args.window, hidden=args.hidden, latent=64, content=64,
-                         style=32, depth=1, batch_size=32, lr=5e-4, ae_steps=args.ae_steps,
+                         style=32, depth=1, batch_size=32, lr=args.lr, ae_steps=args.ae_steps,
                          stylizer_steps=args.stylizer_steps, seed=args.seed)
-    trainer = TrainerConfig(ema_decay=None, enable_progress_bar=False, seed=args.seed)
+    trainer = TrainerConfig(ema_decay=None, enable_progress_bar=False, seed=args.seed,
+                            gradient_clip_val=args.grad_clip)
     t_fit = time.perf_counter()
     model = Stylizer(cfg).fit(train, trainer)
     t_fit = time.perf_counter() - t_fit
@@ -84,7 +87,8 @@ def main() -> None:
         "# Motion stylization on Bandai-Namco dataset 1 (split by take)", "",
         f"Budget: CPU (2 shared cores), stylizer {cfg.ae_steps} AE + {cfg.stylizer_steps} "
         f"stylizer steps (batch {cfg.batch_size}, window {cfg.window} frames at 30 fps, hidden "
-        f"{cfg.hidden}, {model.n_parameters / 1e6:.2f} M parameters, fit {t_fit:.0f} s), "
+        f"{cfg.hidden}, {model.n_parameters / 1e6:.2f} M parameters, lr {cfg.lr:g}, gradient "
+        f"clipping {args.grad_clip}, fit {t_fit:.0f} s), "
         f"classifiers {args.classifier_steps} steps. Train: {len(train)} clips of take 001; "
         f"held-out: {len(test)} clips of take 002 ({sorted({c.meta['content'] for c in test})}),"
         f" each stylized into all {len(styles)} styles ({len(ours)} outputs). Clips shorter "
