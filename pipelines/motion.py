@@ -92,7 +92,8 @@ class MotionConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
-    trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(ema_decay=None))
+    trainer: TrainerConfig = field(
+        default_factory=lambda: TrainerConfig(ema_decay=None, gradient_clip_val=1.0))
 
 
 # -- helpers ----------------------------------------------------------------------------------
