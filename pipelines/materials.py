@@ -247,8 +247,8 @@ def evaluate(cfg: MaterialsConfig, run: RunDir) -> None:
                                      for t in csp) / max(len(csp), 1),
         "relaxations": len(to_relax), "relax_seconds": round(relax_seconds, 2),
         "relaxations_per_minute": round(60 * len(to_relax) / max(relax_seconds, 1e-9), 2),
-        "property_distances_vs_train": M.property_distances(
-            [s for s in decoded], train_set) if decoded else {},
+        "property_distances_vs_train (valid candidates)": M.property_distances(
+            [structs[i] for i in idx if val["valid"][i]], train_set),
     }
     for key, label in (("proxy_e_hull_self", "self-consistent CHGNet hull of the training set"),
                        ("proxy_e_hull_mp20", "DFT-anchored MP-20 hull (CHGNet formation energy)")):
@@ -305,7 +305,7 @@ def export(cfg: MaterialsConfig, run: RunDir) -> None:
     for i, r in enumerate(rows):
         if r["structure"] is None:
             continue
-        tag = f"{i:04d}_{r['mode']}_{r['structure'].composition.reduced_formula}"
+        tag = f"{i:04d}_{r['mode']}_{r['structure'].composition.reduced_formula[:40]}"
         atomic_write_text(cif_dir / f"{tag}.cif", str(CifWriter(r["structure"])))
         if str(i) in relaxed:
             atomic_write_text(cif_dir / f"{tag}_relaxed.cif",
