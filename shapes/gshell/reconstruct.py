@@ -8,11 +8,16 @@ grid, render a random subset of the views, and take an Adam step on
       + w_sdf(t) L_sign-change(SDF)                                           (nvdiffrec Eq. 9)
       + w_open L_open(mSDF) + w_close L_close(mSDF)                          (G-Shell mSDF regs)
 
-The mSDF regularisers act on template vertices: "open" pulls the mSDF below zero where the
-views see free space (the vertex projects onto background, or in front of the observed depth)
-and, weakly, where nothing observes it; "close" pushes it above zero on vertices that lie on an
-observed surface (visible boundaries must be real boundaries). The SDF starts from the visual
-hull of the masks (space carving), so a CPU budget of a few hundred steps suffices.
+The mSDF regularisers act on template vertices, labelled each step by the target views
+(:func:`observe`): "close" keeps the mSDF above zero on every vertex some view observes (it lies
+on the observed surface, inside the mask), so a closed object is never cut; "open" pulls it
+below zero only on vertices no view observes and some view contradicts (a view looks through
+the template there, at a surface well behind it along the template normal, or the vertex is
+outside every silhouette), e.g. the caps the visual hull puts over a garment's neck and sleeves.
+Vertices just off the observed surface (template bulges) get neither label: the image terms
+move the SDF there instead of the mSDF cutting holes. (The paper's code was not available to
+us; this is our reading of its mSDF regularisers.) The SDF starts from the visual hull of the
+masks (space carving), so a CPU budget of a few hundred steps suffices.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from .tetgrid import TetGrid, build_tet_grid
 from .views import Views, check_views
 
 MODES = ("gshell", "watertight")
+GRAZING_COS = 0.2  # views closer than ~78 degrees to a template face's plane do not observe it
 
 
 @dataclass
@@ -56,8 +62,10 @@ class ReconstructConfig:
     w_sdf_end: float = 0.01
     w_open: float = 1.0
     w_close: float = 1.0
-    w_unseen: float = 0.05        # weak "open" pull where nothing observes a vertex
+    w_unseen: float = 0.0         # weak "open" pull where no view labels a vertex
     carve_margin: float = 1.5     # free-space margin in grid cells
+    see_margin: float = 3.0       # a view "sees through" a point this many cells in front of
+                                  # the nearest observed depth (open pull there)
     open_radius: int = 3          # silhouette dilation (pixels) before background counts as free
     open_start: float = 0.0       # fraction of the run before the "open" terms ramp in (over 0.2)
     renderer: str = "auto"
@@ -86,39 +94,84 @@ def carving_maps(views: Views, radius: int) -> tuple[torch.Tensor, torch.Tensor 
     return dil, near
 
 
+def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    """Area-weighted unit vertex normals ``[V, 3]`` of a triangle mesh (no gradient)."""
+    v = vertices.detach()
+    fn = torch.linalg.cross(v[faces[:, 1]] - v[faces[:, 0]], v[faces[:, 2]] - v[faces[:, 0]])
+    n = torch.zeros_like(v).index_add_(0, faces.reshape(-1), fn.repeat_interleave(3, 0))
+    return n / n.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+
 def observe(points: torch.Tensor, views: Views, cameras: list[Camera], margin: float,
-            radius: int = 2, maps: tuple[torch.Tensor, torch.Tensor | None] | None = None
-            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Space-carving labels of ``points`` (no gradient).
+            see_margin: float | None = None, radius: int = 2,
+            maps: tuple[torch.Tensor, torch.Tensor | None] | None = None,
+            normals: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Observation labels of template points for the mSDF regularisers (no gradient).
+
+    A view *observes* a point when the point projects inside the mask and lies on the observed
+    surface (``|z - depth| <= margin``; without depth maps: inside the mask and not behind
+    another view's evidence). A view *contradicts* it when it sees through it: a surface is
+    observed ``see_margin`` or more behind the point around its pixel (``z < near -
+    see_margin``). A point that projects outside the (dilated) masks of all views that frame
+    it is contradicted too. Points just off the observed surface (bulges of the template that
+    the SDF is still fitting) get neither label: the image terms move them, the mSDF does not
+    cut them.
 
     Returns:
-        ``(free, on_surface, hidden)``: bool ``[P]``. ``free``: some view sees background around
-        the point's pixel, or the point lies ``margin`` in front of the nearest depth observed
-        around it. ``on_surface``: some view observes a surface within ``margin`` of the point
-        (and it is not free). ``hidden``: no view covers it, or it lies behind the observed
-        surface in every view that does.
+        ``(observed, unsupported)``: bool ``[P]``. ``observed``: observed by at least one view
+        (the "close" term keeps the mSDF positive there). ``unsupported``: contradicted and
+        observed by no view (the "open" term pulls the mSDF negative there).
     """
     p = points.detach()
+    see_margin = 2 * margin if see_margin is None else see_margin
     dil, near = maps if maps is not None else carving_maps(views, radius)
-    free = torch.zeros(p.shape[0], dtype=torch.bool, device=p.device)
-    on = torch.zeros_like(free)
-    visible = torch.zeros_like(free)
+    seen = torch.zeros(p.shape[0], dtype=torch.bool, device=p.device)
+    through = torch.zeros_like(seen)
+    framed = torch.zeros_like(seen)
+    in_some = torch.zeros_like(seen)
     H, W = views.masks.shape[1:]
     for i, cam in enumerate(cameras):
         uv, z = _project(p, cam)
         col, row = uv[:, 0].round().long(), uv[:, 1].round().long()
         inside = (col >= 0) & (col < W) & (row >= 0) & (row < H) & (z > 0)
         c, r = col.clamp(0, W - 1), row.clamp(0, H - 1)
-        behind = torch.zeros_like(inside)
-        free |= inside & (dil[i].to(p.device)[r, c] < 0.5)
+        in_mask = inside & (dil[i].to(p.device)[r, c] > 0.5)
+        framed |= inside
+        in_some |= in_mask
         if views.depths is not None:
             m = views.masks[i].to(p.device)[r, c] > 0.5
             d = views.depths[i].to(p.device, p.dtype)[r, c]
-            free |= inside & (z < near[i].to(p.device, p.dtype)[r, c] - margin)
-            on |= inside & m & ((z - d).abs() <= margin)
-            behind = m & (z > d + margin)
-        visible |= inside & ~behind
-    return free, on & ~free, ~visible
+            gap = near[i].to(p.device, p.dtype)[r, c] - z
+            facing = torch.ones_like(seen)
+            if normals is not None:  # |cos| between the viewing ray and the template normal
+                Rt = torch.as_tensor(cam.R, dtype=p.dtype, device=p.device)
+                xc = p @ Rt.T + torch.as_tensor(cam.t, dtype=p.dtype, device=p.device)
+                cos = ((normals.to(p.dtype) @ Rt.T) * xc).sum(1).abs() / xc.norm(dim=1).clamp_min(
+                    1e-9)
+                gap = gap * cos
+                facing = cos >= GRAZING_COS
+            seen |= inside & m & facing & ((z - d).abs() <= margin)
+            through |= in_mask & (gap > see_margin)
+        else:
+            seen |= in_mask
+    unsupported = (through | (framed & ~in_some)) & ~seen
+    return seen, unsupported
+
+
+def outside_some_mask(points: torch.Tensor, masks: torch.Tensor, cameras: list[Camera]
+                      ) -> torch.Tensor:
+    """Space carving: bool ``[P]``, True where some view sees background at the point's pixel
+    or the point projects outside its image (each view is assumed to show the whole object)."""
+    p = points.detach()
+    free = torch.zeros(p.shape[0], dtype=torch.bool, device=p.device)
+    H, W = masks.shape[1:]
+    for i, cam in enumerate(cameras):
+        uv, z = _project(p, cam)
+        col, row = uv[:, 0].round().long(), uv[:, 1].round().long()
+        inside = (col >= 0) & (col < W) & (row >= 0) & (row < H)
+        c, r = col.clamp(0, W - 1), row.clamp(0, H - 1)
+        free |= (z > 0) & (~inside | (masks[i].to(p.device)[r, c] < 0.5))
+    return free
 
 
 def visual_hull_sdf(grid: TetGrid, views: Views, cameras: list[Camera], margin: float
@@ -131,8 +184,8 @@ def visual_hull_sdf(grid: TetGrid, views: Views, cameras: list[Camera], margin: 
     """
     from scipy.ndimage import distance_transform_edt
 
-    masks_only = Views(views.masks)
-    free, _, _ = observe(grid.vertices.double(), masks_only, cameras, margin, radius=1)
+    dil = F.max_pool2d(views.masks[:, None].float(), 3, 1, 1)[:, 0]
+    free = outside_some_mask(grid.vertices.double(), dil, cameras)
     n = grid.resolution + 1
     occ = (~free).reshape(n, n, n).cpu().numpy()
     if not occ.any():
@@ -234,18 +287,19 @@ def optimise(views: Views, cameras: list[Camera], cfg: ReconstructConfig | None 
             loss = loss + img / len(pick)
         if msdf is not None and shell.template_msdf is not None and len(shell.template_msdf):
             tmsdf = shell.template_msdf
-            free, on, hidden = observe(shell.template_vertices, views, cameras, margin,
-                                       maps=maps)
+            tn = vertex_normals(shell.template_vertices, shell.template_faces)
+            seen, unsupported = observe(shell.template_vertices, views, cameras, margin,
+                                        cfg.see_margin * grid.cell_size, maps=maps, normals=tn)
             delta = 0.5 * grid.cell_size
             ramp = min(max((it / max(cfg.iterations, 1) - cfg.open_start) / 0.2, 0.0), 1.0)
             h = grid.cell_size
-            if free.any() and ramp > 0:
-                loss = loss + ramp * cfg.w_open * F.relu(tmsdf[free] + delta).mean() / h
-            unseen = hidden & ~free & ~on
-            if unseen.any() and ramp > 0:
+            if unsupported.any() and ramp > 0:
+                loss = loss + ramp * cfg.w_open * F.relu(tmsdf[unsupported] + delta).mean() / h
+            unseen = ~seen & ~unsupported
+            if unseen.any() and ramp > 0 and cfg.w_unseen > 0:
                 loss = loss + ramp * cfg.w_unseen * F.relu(tmsdf[unseen] + delta).mean() / h
-            if on.any():
-                loss = loss + cfg.w_close * F.relu(delta - tmsdf[on]).mean() / h
+            if seen.any():
+                loss = loss + cfg.w_close * F.relu(delta - tmsdf[seen]).mean() / h
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -69,19 +69,45 @@ def orbit_cameras(n_views: int, resolution: int, distance: float = 2.5, fov_deg:
                            resolution, resolution) for d in dirs]
 
 
+def framed_cameras(vertices: np.ndarray, n_views: int, resolution: int, fov_deg: float = 45.0,
+                   fill: float = 0.9) -> list[Camera]:
+    """Cameras on Fibonacci directions around the centre of the bounding box of ``vertices``,
+    each at the smallest distance at which all eight box corners project inside the central
+    ``fill`` fraction of the image (so thin or elongated objects fill every view)."""
+    v = np.asarray(vertices, dtype=np.float64)
+    lo, hi = v.min(0), v.max(0)
+    c = 0.5 * (lo + hi)
+    corners = np.array(np.meshgrid(*zip(lo, hi), indexing="ij")).reshape(3, -1).T - c
+    T = np.tan(np.radians(fov_deg) / 2) * fill
+    up = np.array([0.0, 1.0, 0.0])
+    cams = []
+    for d in fibonacci_directions(n_views):
+        R = look_at_camera(c + d, c, up, fov_deg, resolution, resolution).R
+        ahead = corners @ d  # how far each corner sticks out towards the camera
+        lateral = np.abs(corners @ R[:2].T).max(1)
+        s = max(float((ahead + lateral / T).max()), float(ahead.max()) + 1e-2)
+        cams.append(look_at_camera(c + s * d, c, up, fov_deg, resolution, resolution))
+    return cams
+
+
 def render_views(mesh, n_views: int = 16, resolution: int = 128, *, distance: float = 2.5,
-                 fov_deg: float = 45.0, renderer: Renderer | str = "auto"
+                 fov_deg: float = 45.0, renderer: Renderer | str = "auto", frame: bool = True
                  ) -> tuple[Views, list[Camera]]:
     """Render target views (mask, depth, normal; colour for vertex-coloured meshes) of a mesh.
+
+    G-Shell Sec. 5.1 reconstructs from multiview renderings of the target; here each camera is
+    framed on the mesh so that it fills the image (thin garments included).
 
     Args:
         mesh: a ``trimesh.Trimesh`` (ideally normalised to the unit cube, see
             ``shapes.mesh_io.normalize_to_unit_cube``).
         n_views: number of cameras on a Fibonacci sphere around the origin.
         resolution: image width = height in pixels.
-        distance: camera distance from the origin.
+        distance: camera distance from the origin when ``frame`` is False.
         fov_deg: vertical field of view.
         renderer: a renderer or its name (``get_renderer``).
+        frame: frame every view on the mesh's bounding box (:func:`framed_cameras`) instead of
+            orbiting the origin at ``distance``.
 
     Returns:
         ``(views, cameras)``.
@@ -89,7 +115,10 @@ def render_views(mesh, n_views: int = 16, resolution: int = 128, *, distance: fl
     if len(mesh.faces) == 0:
         raise DataError("mesh has no faces", field="faces", expected="a triangle mesh")
     r = get_renderer(renderer) if isinstance(renderer, str) else renderer
-    cams = orbit_cameras(n_views, resolution, distance, fov_deg)
+    if frame:
+        cams = framed_cameras(np.asarray(mesh.vertices), n_views, resolution, fov_deg)
+    else:
+        cams = orbit_cameras(n_views, resolution, distance, fov_deg)
     v = torch.as_tensor(np.asarray(mesh.vertices), dtype=torch.float64)
     f = torch.as_tensor(np.asarray(mesh.faces), dtype=torch.long)
     vc = None

@@ -13,9 +13,15 @@ trimesh = pytest.importorskip("trimesh")
 pytest.importorskip("deodr")
 
 from common.errors import DataError  # noqa: E402
-from shapes.gshell.reconstruct import reconstruct, udf_baseline  # noqa: E402
+from shapes.gshell.reconstruct import carving_maps, observe, reconstruct, udf_baseline  # noqa: E402
 from shapes.gshell.render import DeodrRenderer, look_at_camera  # noqa: E402
-from shapes.gshell.views import check_views, load_views, render_views, save_views  # noqa: E402
+from shapes.gshell.views import (  # noqa: E402
+    check_views,
+    framed_cameras,
+    load_views,
+    render_views,
+    save_views,
+)
 from shapes.metrics import chamfer_distance, sample_surface  # noqa: E402
 
 
@@ -73,6 +79,61 @@ def test_tiny_reconstruction_of_open_hemisphere(hemisphere, hemi_views):
     assert cd_open < cd_closed
     udf = udf_baseline(views, cams, resolution=16)
     assert _boundary_edges(udf) == 0  # a double layer, closed
+
+
+def test_closed_sphere_stays_closed_where_the_hemisphere_opens(hemi_views):
+    """The "close" term keeps every observed template vertex: same budget as the hemisphere."""
+    sphere = trimesh.creation.icosphere(4, radius=0.4)
+    views, cams = render_views(sphere, n_views=8, resolution=64, renderer="deodr")
+    kw = dict(resolution=16, iterations=40, views_per_step=2, progress=False, renderer="deodr")
+    out = reconstruct(views, cams, mode="gshell", **kw)
+    assert _boundary_edges(out) == 0
+    gt = sample_surface(sphere, 4000)[0]
+    assert chamfer_distance(sample_surface(out, 4000)[0], gt) < 0.07
+
+
+def test_observation_labels_of_a_hemisphere(hemisphere, hemi_views):
+    """Points on the observed dome are observed; points on the missing cap's disc are seen
+    through (the dome's inside lies 0.3+ behind them along their normal) and unsupported; a
+    point outside every silhouette is unsupported; a point 0.07 off the dome (between the
+    on-surface margin 0.05 and the see-through margin 0.1) gets neither label."""
+    views, cams = hemi_views
+    rng = np.random.default_rng(0)
+    dome = sample_surface(hemisphere, 200)[0]
+    dome = dome[dome[:, 1] > 0.1]
+    r = 0.25 * np.sqrt(rng.uniform(0, 1, 200))
+    a = rng.uniform(0, 2 * np.pi, 200)
+    cap = np.stack([r * np.cos(a), np.zeros(200), r * np.sin(a)], 1)
+    far = np.array([[0.55, -0.55, 0.55]])
+    off = dome[:20] * (1 + 0.07 / 0.4)
+    pts = torch.as_tensor(np.concatenate([dome, cap, far, off]))
+    normals = torch.as_tensor(np.concatenate([dome / 0.4, np.tile([0.0, -1.0, 0.0], (201, 1)),
+                                              off / np.linalg.norm(off, axis=1, keepdims=True)]))
+    seen, unsupported = observe(pts, views, cams, margin=0.05, see_margin=0.1,
+                                maps=carving_maps(views, 2), normals=normals)
+    n = len(dome)
+    assert bool(seen[:n].all()) and not bool(unsupported[:n].any())
+    assert bool(unsupported[n:n + 200].all()) and not bool(seen[n:n + 200].any())
+    assert bool(unsupported[n + 200]) and not bool(seen[n + 200])
+    assert not bool(unsupported[n + 201:].any()) and not bool(seen[n + 201:].any())
+
+
+def test_framed_cameras_fit_a_thin_object():
+    """Every corner of the bounding box projects inside the image, and some touches the
+    ``fill`` border (the object fills the view), for a flat, off-centre box."""
+    box = trimesh.creation.box([1.0, 0.6, 0.04])
+    box.apply_translation([0.1, -0.05, 0.0])
+    cams = framed_cameras(box.vertices, 10, 64, fov_deg=45, fill=0.9)
+    for cam in cams:
+        xc = box.vertices @ cam.R.T + cam.t
+        assert np.all(xc[:, 2] > 0)
+        uv = xc[:, :2] / xc[:, 2:] @ cam.K[:2, :2].T + cam.K[:2, 2]
+        off = np.abs(uv - (np.array([cam.width, cam.height]) - 1) / 2).max()
+        assert off <= 0.9 * cam.K[0, 0] * math.tan(math.radians(22.5)) + 1e-6
+        assert off >= 0.9 * cam.K[0, 0] * math.tan(math.radians(22.5)) - 1e-6
+    views, _ = render_views(box, n_views=6, resolution=48, renderer="deodr")
+    orbit, _ = render_views(box, n_views=6, resolution=48, renderer="deodr", frame=False)
+    assert float(views.masks.mean()) > 2 * float(orbit.masks.mean())
 
 
 def test_views_round_trip(tmp_path, hemi_views):
