@@ -76,3 +76,20 @@ def test_fit_skips_structures_with_too_many_atoms_and_counts_them():
     assert len(gen.skipped) == 1 and "4 atoms of" in gen.skipped[0][1]
     with pytest.raises(CheckpointError):
         CrystalGenerator().sample(1)
+
+
+def test_classifier_free_guidance_endpoints(generator):
+    """w = 0 is the unconditional model exactly; w = 2 differs from both ends."""
+    old = generator.config.guidance
+    try:
+        generator.config.guidance = 0.0
+        a, _ = generator.sample_flat(2, composition="SrTiO3", seed=7, progress=False)
+        u, _ = generator.sample_flat(2, seed=7, progress=False)
+        np.testing.assert_array_equal(a, u)
+        generator.config.guidance = 2.0
+        g, _ = generator.sample_flat(2, composition="SrTiO3", seed=7, progress=False)
+        generator.config.guidance = 1.0
+        c, _ = generator.sample_flat(2, composition="SrTiO3", seed=7, progress=False)
+        assert not np.allclose(g, c) and not np.allclose(g, u)
+    finally:
+        generator.config.guidance = old
