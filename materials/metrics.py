@@ -86,7 +86,9 @@ def smact_validity(composition: Composition | Structure, use_pauling_test: bool 
 def validity(structures: Sequence[Structure | None]) -> dict[str, list[bool]]:
     """Per-candidate structural, compositional and overall validity (None counts as invalid)."""
     st = [s is not None and structural_validity(s) for s in structures]
-    co = [s is not None and smact_validity(s) for s in structures]
+    with warnings.catch_warnings():  # pymatgen warns about noble gases' missing electronegativity
+        warnings.simplefilter("ignore")
+        co = [s is not None and smact_validity(s) for s in structures]
     return {"struct_valid": st, "comp_valid": co, "valid": [a and b for a, b in zip(st, co)]}
 
 
