@@ -51,6 +51,8 @@ class ShapeModelConfig:
         latent_size, latent_channels: the latent grid (WaLa: 12^3 x 4 at 256^3).
         condition: "none" or "points" (a PointNet encoding of ``n_points`` surface points).
         cond_drop: probability of dropping the condition in training (for CFG).
+        ae_sdf_weight: weight of the autoencoder's decoded-TSDF loss (surface-weighted; 0 = the
+            wavelet-space MSE alone); ae_occupancy_weight: its inside/outside logistic loss.
         ae_steps: autoencoder optimisation steps (the diffusion uses ``TrainerConfig.max_steps``).
         sampler, num_steps: a ``common.samplers`` name and its number of sigmas (few-step).
         guidance: classifier-free guidance weight w (1 = conditional model alone).
@@ -75,6 +77,8 @@ class ShapeModelConfig:
     P_mean: float = -1.2
     P_std: float = 1.2
     ae_steps: int = 1000
+    ae_sdf_weight: float = 3.0
+    ae_occupancy_weight: float = 1.0
     ae_lr: float = 2e-3
     lr: float = 2e-4
     batch_size: int = 16
@@ -142,8 +146,12 @@ class ShapeModel:
         c = self.config
         self.codec = wt.WaveletConfig(c.wavelet, c.levels, c.mode, top_k=0)
         dshape = wt.dense_shape(c.resolution, self.codec)
-        self.autoencoder = WaveletAutoencoder(dshape[0], dshape[1], c.latent_channels,
-                                              c.latent_size, c.ae_width)
+        lo, hi = wt.synthesis_matrices(c.resolution, self.codec)
+        self.autoencoder = WaveletAutoencoder(
+            dshape[0], dshape[1], c.latent_channels, c.latent_size, c.ae_width,
+            synthesis=(torch.from_numpy(lo), torch.from_numpy(hi)), sdf_weight=c.ae_sdf_weight,
+            sdf_scale=c.truncation or 0.1, surface_band=1.5 / c.resolution,
+            occupancy_weight=c.ae_occupancy_weight)
         backbone = LatentUNet3D(c.latent_channels, c.unet_width, c.emb_dim, c.condition,
                                 c.cond_drop)
         self.denoiser = Preconditioned(backbone, c.sigma_data, c.P_mean, c.P_std)

@@ -7,6 +7,7 @@ batches drawn with replacement, so a small corpus does not write a checkpoint ev
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +21,28 @@ if TYPE_CHECKING:
     from .model import ShapeModel
 
 MIN_EPOCH_BATCHES = 25
+
+
+class CosineModule(DiffusionModule):
+    """``DiffusionModule`` with linear warm-up then cosine decay to 0 over ``total_steps``
+    (Loshchilov & Hutter 2017, SGDR without restarts): short CPU budgets end at a low rate."""
+
+    def __init__(self, model: torch.nn.Module, lr: float, warmup_steps: int, total_steps: int
+                 ) -> None:
+        super().__init__(model, lr=lr, warmup_steps=warmup_steps)
+        self.total_steps = max(int(total_steps), warmup_steps + 1)
+
+    def configure_optimizers(self) -> dict:
+        opt = torch.optim.AdamW(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        warm, total = max(1, self.warmup_steps), self.total_steps
+
+        def factor(step: int) -> float:
+            if step < warm:
+                return (step + 1) / warm
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / (total - warm))))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
 class LatentPointDataset(Dataset):
@@ -64,7 +87,7 @@ def train_autoencoder(model: ShapeModel, dense: torch.Tensor, trainer: TrainerCo
     ae.set_normalization(dense)
     x = ae.standardize(dense).float()
     cfg = replace(trainer, max_steps=model.config.ae_steps, max_epochs=-1)
-    _fit(DiffusionModule(ae, lr=model.config.ae_lr, warmup_steps=20),
+    _fit(CosineModule(ae, model.config.ae_lr, 20, cfg.max_steps),
          _loader(TensorDataset(x), model.config.batch_size), cfg, ckpt_dir)
     ae.eval()
     with torch.no_grad():
@@ -78,6 +101,7 @@ def train_diffusion(model: ShapeModel, dense: torch.Tensor, points: torch.Tensor
     z = model.latents_from_dense(dense).float()
     pts = points.float() if model.config.condition == "points" else None
     data = LatentPointDataset(z, pts, model.config.n_points)
-    _fit(DiffusionModule(model.denoiser, lr=model.config.lr, warmup_steps=50),
+    total = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else 10 ** 9
+    _fit(CosineModule(model.denoiser, model.config.lr, 50, total),
          _loader(data, model.config.batch_size), trainer, ckpt_dir)
     model.denoiser.eval()

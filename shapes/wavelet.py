@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 SUBBANDS = ("aad", "ada", "add", "daa", "dad", "dda", "ddd")
 
@@ -137,5 +141,44 @@ def tree_from_dense(dense: np.ndarray, resolution: int, cfg: WaveletConfig | Non
                        (resolution,) * 3, cfg)
 
 
+def synthesis_matrices(resolution: int, cfg: WaveletConfig) -> tuple[np.ndarray, np.ndarray]:
+    """1-D matrices ``lo, hi`` [R, C] of the inverse DWT of the dense part (finer details zero).
+
+    The multilevel inverse DWT (Mallat 1989, the synthesis filter bank) is linear and separable,
+    so with every finer detail zero each axis maps the coarse (``a``) or coarsest-detail (``d``)
+    coefficients to the grid by a fixed matrix; column i is ``pywt.waverec`` of a unit vector
+    (same boundary mode and cropping as ``decode``). ``dense_to_grid`` applies them in torch, which
+    makes the decoded TSDF differentiable (used by the autoencoder's SDF-space loss).
+    """
+    import pywt
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        zeros = [np.zeros_like(c) for c in pywt.wavedec(np.zeros(resolution), cfg.wavelet,
+                                                        mode=cfg.mode, level=cfg.levels)]
+        n = len(zeros[0])
+        lo, hi = np.zeros((resolution, n)), np.zeros((resolution, n))
+        for i in range(n):
+            for mat, slot in ((lo, 0), (hi, 1)):
+                coeffs = [z.copy() for z in zeros]
+                coeffs[slot][i] = 1.0
+                mat[:, i] = pywt.waverec(coeffs, cfg.wavelet, mode=cfg.mode)[:resolution]
+    return lo, hi
+
+
+def dense_to_grid(dense: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """Dense parts [B, 8, C, C, C] -> grids [B, R, R, R] by ``synthesis_matrices`` (torch).
+
+    Equals ``decode(tree_from_dense(...))`` up to float rounding, and is differentiable.
+    """
+    import torch
+
+    out = torch.zeros(())
+    for i, key in enumerate(("aaa",) + SUBBANDS):
+        mx, my, mz = (lo if k == "a" else hi for k in key)
+        out = out + torch.einsum("bijk,xi,yj,zk->bxyz", dense[:, i], mx, my, mz)
+    return out
+
+
 __all__ = ["SUBBANDS", "WaveletConfig", "WaveletTree", "dense_shape", "encode", "decode",
-           "tree_from_dense"]
+           "tree_from_dense", "synthesis_matrices", "dense_to_grid"]

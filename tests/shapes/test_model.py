@@ -85,3 +85,32 @@ def test_bad_settings_and_unfitted_use():
     plain.fitted = True
     with pytest.raises(ConfigError, match="without a condition"):
         plain.sample_latents(1, np.zeros((10, 3)), progress=False)
+
+
+def test_autoencoder_sdf_loss_is_zero_at_the_input_and_grows_with_error():
+    """The decoded-TSDF terms vanish for a perfect reconstruction and grow with its error."""
+    from shapes.wavelet import synthesis_matrices
+
+    model = ShapeModel(**TINY)
+    ae = model.autoencoder
+    lo, hi = synthesis_matrices(24, model.codec)
+    assert torch.allclose(ae.synth_lo, torch.from_numpy(lo).float())
+    x0 = torch.randn(2, *ae.embed.weight.shape[1:2], ae.dense_size, ae.dense_size, ae.dense_size)
+    ae.forward = lambda x: x  # a perfect autoencoder: only the occupancy term's entropy remains
+    perfect = ae.loss(x0)
+    ae.forward = lambda x: x + 0.3
+    worse = ae.loss(x0)
+    assert (worse > perfect).all()
+    ae.sdf_weight = ae.occupancy_weight = 0.0
+    ae.forward = lambda x: x
+    torch.testing.assert_close(ae.loss(x0), torch.zeros(2))
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero():
+    from shapes.training import CosineModule
+
+    module = CosineModule(torch.nn.Linear(2, 2), lr=1.0, warmup_steps=10, total_steps=110)
+    sched = module.configure_optimizers()["lr_scheduler"]["scheduler"]
+    f = sched.lr_lambdas[0]
+    assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)
+    assert f(60) == pytest.approx(0.5) and f(110) == pytest.approx(0.0, abs=1e-12)

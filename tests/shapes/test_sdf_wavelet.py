@@ -70,3 +70,20 @@ def test_codec_full_tree_round_trip_on_real_mesh(shared_data):
 
 def test_wala_reference_coarse_size():
     assert dense_shape(256, WaveletConfig()) == (8, 46, 46, 46)  # WaLa's 46^3 at 256^3
+
+
+def test_dense_synthesis_matrices_equal_the_inverse_dwt():
+    """The separable torch synthesis (finer details zero) equals PyWavelets' ``waverecn``."""
+    import torch
+
+    from shapes.wavelet import dense_to_grid, synthesis_matrices
+
+    rng = np.random.default_rng(3)
+    for res, levels in ((32, 2), (24, 3)):
+        cfg = WaveletConfig("bior6.8", levels, "symmetric", top_k=0)
+        grid = rng.normal(size=(res, res, res)).astype(np.float32)
+        tree = encode(grid, cfg)
+        lo, hi = (torch.from_numpy(m) for m in synthesis_matrices(res, cfg))
+        assert lo.shape == hi.shape == (res, dense_shape(res, cfg)[1])
+        ours = dense_to_grid(torch.from_numpy(tree.dense)[None].double(), lo, hi)[0].numpy()
+        np.testing.assert_allclose(ours, decode(tree), atol=1e-5 * np.abs(decode(tree)).max())
