@@ -22,6 +22,26 @@ def boundary_edge_count(mesh) -> int:
     return int((counts == 1).sum())
 
 
+def boundary_stats(mesh) -> tuple[int, float]:
+    """``(loops, length)``: number of boundary loops (connected components of the boundary
+    edges after merging vertices by position) and their total length. Unlike the edge count,
+    the length does not grow with the mesh's resolution."""
+    import trimesh
+
+    m = mesh.copy()
+    m.merge_vertices(merge_tex=True, merge_norm=True)
+    if len(m.faces) == 0:
+        return 0, 0.0
+    e = np.sort(np.asarray(m.edges), axis=1)
+    u, counts = np.unique(e, axis=0, return_counts=True)
+    b = u[counts == 1]
+    if len(b) == 0:
+        return 0, 0.0
+    v = np.asarray(m.vertices)
+    loops = len(trimesh.graph.connected_components(b, min_len=1))
+    return loops, float(np.linalg.norm(v[b[:, 0]] - v[b[:, 1]], axis=1).sum())
+
+
 def compare_meshes(pred, target, n_points: int = 10000, f_threshold: float = 0.02,
                    seed: int = 0) -> dict[str, float | int]:
     """Chamfer (sum of the two mean nearest-neighbour distances), normal consistency, F-score at
@@ -29,7 +49,11 @@ def compare_meshes(pred, target, n_points: int = 10000, f_threshold: float = 0.0
     if len(pred.faces) == 0:
         return {"chamfer": float("inf"), "normal_consistency": 0.0, "f_score": 0.0,
                 "boundary_edges": 0, "target_boundary_edges": boundary_edge_count(target),
+                "boundary_loops": 0, "target_boundary_loops": boundary_stats(target)[0],
+                "boundary_length": 0.0, "target_boundary_length": boundary_stats(target)[1],
                 "faces": 0}
+    loops, length = boundary_stats(pred)
+    t_loops, t_length = boundary_stats(target)
     pa = sample_surface(pred, n_points, seed)[0]
     pb = sample_surface(target, n_points, seed + 1)[0]
     return {"chamfer": chamfer_distance(pa, pb),
@@ -37,4 +61,6 @@ def compare_meshes(pred, target, n_points: int = 10000, f_threshold: float = 0.0
             "f_score": f_score(pa, pb, f_threshold),
             "boundary_edges": boundary_edge_count(pred),
             "target_boundary_edges": boundary_edge_count(target),
+            "boundary_loops": loops, "target_boundary_loops": t_loops,
+            "boundary_length": length, "target_boundary_length": t_length,
             "faces": int(len(pred.faces))}

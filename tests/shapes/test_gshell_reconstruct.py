@@ -221,3 +221,15 @@ def test_opencv_to_clip_matches_the_pinhole_projection():
     assert np.all(np.abs(ndc[:, 2]) < 1)
     order = np.argsort(xc[:, 2])
     assert np.all(np.diff(ndc[order, 2]) > 0)  # depth test keeps the nearest surface
+
+
+def test_boundary_stats_of_an_open_cylinder():
+    """An uncapped cylinder has two rims of length 2 pi r each; a sphere has none."""
+    from shapes.gshell.evaluate import boundary_stats
+
+    c = trimesh.creation.cylinder(0.3, 1.0, sections=64)
+    tube = trimesh.Trimesh(c.vertices, c.faces[np.abs(c.face_normals[:, 2]) < 0.5])
+    loops, length = boundary_stats(tube)
+    assert loops == 2
+    assert length == pytest.approx(2 * 64 * 2 * 0.3 * math.sin(math.pi / 64), rel=1e-9)
+    assert boundary_stats(trimesh.creation.icosphere(2)) == (0, 0.0)
