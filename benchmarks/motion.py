@@ -44,6 +44,7 @@ def main() -> None:
     p.add_argument("--grad-clip", type=float, default=None, help="gradient-norm clipping")
     p.add_argument("--out", default=str(REPO / "benchmarks/results/motion.md"))
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--save", default=None, metavar="MODEL.pt", help="keep the trained stylizer")
     args = p.parse_args()
     torch.set_num_threads(max(torch.get_num_threads(), 1))
     t0 = time.perf_counter()
@@ -59,6 +60,8 @@ def main() -> None:
     t_fit = time.perf_counter()
     model = Stylizer(cfg).fit(train, trainer)
     t_fit = time.perf_counter() - t_fit
+    if args.save:
+        model.save(args.save)
     ev = MotionEvaluator(model.info, window=48, steps=args.classifier_steps,
                          seed=args.seed).fit(train)
     real = ev.accuracy(test)
