@@ -50,6 +50,8 @@ class ShapeModelConfig:
         truncation: |TSDF| clip in unit-cube units.
         latent_size, latent_channels: the latent grid (WaLa: 12^3 x 4 at 256^3).
         condition: "none" or "points" (a PointNet encoding of ``n_points`` surface points).
+        point_grid: also feed the points as a latent-aligned occupancy channel (besides the
+            PointNet code).
         cond_drop: probability of dropping the condition in training (for CFG).
         ae_sdf_weight: weight of the autoencoder's decoded-TSDF loss (surface-weighted; 0 = the
             wavelet-space MSE alone); ae_occupancy_weight: its inside/outside logistic loss.
@@ -73,6 +75,7 @@ class ShapeModelConfig:
     condition: str = "none"
     n_points: int = 512
     cond_drop: float = 0.1
+    point_grid: bool = True
     sigma_data: float = 1.0
     P_mean: float = -1.2
     P_std: float = 1.2
@@ -153,12 +156,23 @@ class ShapeModel:
             sdf_scale=c.truncation or 0.1, surface_band=1.5 / c.resolution,
             occupancy_weight=c.ae_occupancy_weight)
         backbone = LatentUNet3D(c.latent_channels, c.unet_width, c.emb_dim, c.condition,
-                                c.cond_drop)
+                                c.cond_drop, self.latent_frame() if c.point_grid else None)
         self.denoiser = Preconditioned(backbone, c.sigma_data, c.P_mean, c.P_std)
         self.latent_mean, self.latent_std = 0.0, 1.0
         self.load_errors: dict[str, str] = {}
         self.sdf_info: dict[str, dict] = {}
         self.fitted = False
+
+    def latent_frame(self) -> tuple[float, float]:
+        """(origin, cell): latent cell k spans ``origin + cell * [k, k + 1)`` in unit-cube units.
+
+        A dense-part coefficient stands for ``2^levels`` voxels, centred on the grid's centre;
+        the autoencoder pads the dense part by ``lo`` and groups ``patch`` coefficients per cell.
+        """
+        ae, c = self.autoencoder, self.config
+        step = 2 ** c.levels / c.resolution
+        lo = (ae.padded - ae.dense_size) // 2
+        return -(ae.dense_size / 2 + lo) * step, ae.patch * step
 
     # data ------------------------------------------------------------------------------------
     def sdf_config(self) -> SDFConfig:

@@ -114,3 +114,16 @@ def test_cosine_schedule_warms_up_then_decays_to_zero():
     f = sched.lr_lambdas[0]
     assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)
     assert f(60) == pytest.approx(0.5) and f(110) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_point_occupancy_is_aligned_with_the_latent_grid():
+    """A centred latent frame: mirrored clouds, mirrored occupancy; a point lands in its cell."""
+    model = ShapeModel(**{**TINY, "resolution": 32, "levels": 1, "latent_size": 12})
+    origin, cell = model.latent_frame()
+    assert origin == pytest.approx(-12 * cell / 2) and cell == pytest.approx(0.125)
+    net = model.denoiser.backbone
+    pts = torch.from_numpy(np.random.default_rng(1).uniform(-0.45, 0.45, (2, 64, 3))).float()
+    occ = net.point_occupancy(pts, 12)
+    torch.testing.assert_close(net.point_occupancy(-pts, 12), occ.flip(2, 3, 4))
+    one = net.point_occupancy(torch.tensor([[[0.01, -0.2, 0.3]]]), 12)[0, 0]
+    assert one.sum() == 1 and one[6, 4, 8] == 1  # floor((p + 0.75) / 0.125)
