@@ -19,9 +19,10 @@ from .extract import GShellMesh, cut_by_msdf, extract_gshell, marching_tets
 from .reconstruct import ReconstructConfig, optimise, reconstruct, udf_baseline
 from .render import Camera, get_renderer, look_at_camera
 from .tetgrid import TetGrid, build_tet_grid
-from .views import Views, check_views, load_views, render_views, save_views
+from .views import Views, check_views, framed_cameras, load_views, render_views, save_views
 
 __all__ = ["Camera", "GShellMesh", "ReconstructConfig", "TetGrid", "Views", "build_tet_grid",
-           "check_views", "cut_by_msdf", "extract_gshell", "get_renderer", "load_views",
+           "check_views", "cut_by_msdf", "extract_gshell", "framed_cameras", "get_renderer",
+           "load_views",
            "look_at_camera", "marching_tets", "optimise", "reconstruct", "render_views",
            "save_views", "udf_baseline"]
