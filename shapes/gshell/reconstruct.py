@@ -160,8 +160,9 @@ def observe(points: torch.Tensor, views: Views, cameras: list[Camera], margin: f
 
 def outside_some_mask(points: torch.Tensor, masks: torch.Tensor, cameras: list[Camera]
                       ) -> torch.Tensor:
-    """Space carving: bool ``[P]``, True where some view sees background at the point's pixel
-    or the point projects outside its image (each view is assumed to show the whole object)."""
+    """Space carving: bool ``[P]``, True where some view sees background at the point's pixel,
+    or the point projects outside the image of a view that shows the whole object (its mask
+    does not touch the image border; a cropped view says nothing about what lies beyond it)."""
     p = points.detach()
     free = torch.zeros(p.shape[0], dtype=torch.bool, device=p.device)
     H, W = masks.shape[1:]
@@ -170,7 +171,10 @@ def outside_some_mask(points: torch.Tensor, masks: torch.Tensor, cameras: list[C
         col, row = uv[:, 0].round().long(), uv[:, 1].round().long()
         inside = (col >= 0) & (col < W) & (row >= 0) & (row < H)
         c, r = col.clamp(0, W - 1), row.clamp(0, H - 1)
-        free |= (z > 0) & (~inside | (masks[i].to(p.device)[r, c] < 0.5))
+        m = masks[i].to(p.device) >= 0.5
+        whole = not bool(m[0].any() or m[-1].any() or m[:, 0].any() or m[:, -1].any())
+        outside = ~inside if whole else torch.zeros_like(inside)
+        free |= (z > 0) & (outside | (inside & ~m[r, c]))
     return free
 
 

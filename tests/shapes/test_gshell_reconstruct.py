@@ -233,3 +233,19 @@ def test_boundary_stats_of_an_open_cylinder():
     assert loops == 2
     assert length == pytest.approx(2 * 64 * 2 * 0.3 * math.sin(math.pi / 64), rel=1e-9)
     assert boundary_stats(trimesh.creation.icosphere(2)) == (0, 0.0)
+
+
+def test_cropped_view_does_not_carve_beyond_its_image():
+    """A mask touching the image border means the view is cropped: points outside stay."""
+    from shapes.gshell.reconstruct import outside_some_mask
+    from shapes.gshell.render import Camera
+
+    K = np.array([[10.0, 0, 4.5], [0, 10.0, 4.5], [0, 0, 1]])
+    cam = Camera(K=K, R=np.eye(3), t=np.array([0, 0, 2.0]), width=10, height=10)
+    far_right = torch.tensor([[2.0, 0.0, 0.0]], dtype=torch.float64)  # projects to column 14.5
+    whole = torch.zeros(1, 10, 10)
+    whole[0, 3:7, 3:7] = 1
+    cropped = whole.clone()
+    cropped[0, 3:7, 3:10] = 1  # the object runs off the right edge
+    assert bool(outside_some_mask(far_right, whole, [cam])[0])
+    assert not bool(outside_some_mask(far_right, cropped, [cam])[0])
