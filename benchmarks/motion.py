@@ -44,6 +44,8 @@ def main() -> None:
     p.add_argument("--grad-clip", type=float, default=None, help="gradient-norm clipping")
     p.add_argument("--out", default=str(REPO / "benchmarks/results/motion.md"))
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoint-dir", default=None,
+                   help="resume/keep the two training stages' Lightning checkpoints here")
     p.add_argument("--save", default=None, metavar="MODEL.pt", help="keep the trained stylizer")
     args = p.parse_args()
     torch.set_num_threads(max(torch.get_num_threads(), 1))
@@ -58,7 +60,7 @@ def main() -> None:
     trainer = TrainerConfig(ema_decay=None, enable_progress_bar=False, seed=args.seed,
                             gradient_clip_val=args.grad_clip)
     t_fit = time.perf_counter()
-    model = Stylizer(cfg).fit(train, trainer)
+    model = Stylizer(cfg).fit(train, trainer, checkpoint_dir=args.checkpoint_dir)
     t_fit = time.perf_counter() - t_fit
     if args.save:
         model.save(args.save)

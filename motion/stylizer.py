@@ -1,8 +1,11 @@
 """User-facing stylizer (GenMoStyle, Guo et al. ICLR 2024, Sec. 3.4 inference): fit, stylize, save.
 
 ``Stylizer(config).fit(clips)`` trains the motion autoencoder, then the latent stylizer;
-``stylize(content, style=...)`` re-renders a clip in a style given by a label (a draw from that
-label's style-code distribution, estimated on the training clips), by a reference clip (a draw
+``stylize(content, style=...)`` re-renders a clip in a style given by a label (the style code of a
+training window of that label: the one nearest the label's mean code, or a seeded random one;
+codes are taken from the training set, not drawn from a per-label Gaussian, because the style
+code also carries some motion-specific information, so independent per-dimension draws land off
+the generator's training distribution), by a reference clip (a draw
 from the style encoder's posterior) or by ``None`` (a draw from the standard-normal prior). The
 output is a :class:`~motion.bvh.Clip` on the content clip's skeleton, starting where it starts.
 """
@@ -84,6 +87,7 @@ class Stylizer:
         self.nets: dict[str, torch.nn.Module] = {}
         self.mean = self.std = None
         self.style_stats: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.style_bank: dict[str, np.ndarray] = {}     # posterior-mean codes of train windows
         self.prior: Any = None
 
     # data ----------------------------------------------------------------------------------
@@ -194,9 +198,10 @@ class Stylizer:
             z = self.nets["ae"].encode(x)
             lab_t = torch.full((len(x),), lab) if self.config.supervised else None
             mus.setdefault(lab, []).append(self.nets["style"](z, lab_t)[0].numpy())
-        self.style_stats = {}
+        self.style_stats, self.style_bank = {}, {}
         for lab, arrs in mus.items():
             a = np.concatenate(arrs)
+            self.style_bank[self.styles[lab]] = a.astype(np.float32)
             self.style_stats[self.styles[lab]] = (a.mean(0), a.std(0) + 1e-3)
         if self.config.style_prior == "diffusion":
             from .style_prior import DiffusionStylePrior
@@ -248,11 +253,33 @@ class Stylizer:
             if style not in self.style_stats:
                 raise DataError(f"unknown style label {style!r}", field="style",
                                 expected=f"one of {sorted(self.style_stats)} or a BVH path")
-            m, sd = (torch.as_tensor(a) for a in self.style_stats[style])
-            if seed is None and n_samples == 1:
-                return m[None].float()
-            return (m + randn((n_samples, s_dim), gens) * sd).float()
+            return self._label_codes(style, n_samples, gens if seed is not None else None)
         return self.encode_style(style, n_samples, seed)
+
+    def _label_codes(self, style: str, n: int, gens: list[torch.Generator] | None,
+                     near: torch.Tensor | None = None, k_near: int = 5) -> torch.Tensor:
+        """Codes [n, S] of training windows of ``style``.
+
+        Without ``near``: the code nearest the label's mean (``gens`` None) or a seeded random
+        one. With ``near`` (the content clip's own code): the label's code nearest to it, or a
+        seeded draw among its ``k_near`` nearest; the code carries some motion-specific
+        information, so an exemplar of similar motion keeps the content intact.
+        """
+        bank = self.style_bank.get(style)
+        if bank is None:                                  # checkpoint without a bank
+            bank = self.style_stats[style][0][None]
+        bank_t = torch.as_tensor(bank, dtype=torch.float32)
+        if near is not None:
+            order = ((bank_t - near.reshape(1, -1)) ** 2).sum(1).argsort()[:k_near]
+            if gens is None:
+                return bank_t[order[0]].expand(n, -1).clone()
+            return bank_t[[int(order[torch.randint(len(order), (1,), generator=g)])
+                           for g in gens]]
+        if gens is None:
+            k = int(((bank_t - bank_t.mean(0)) ** 2).sum(1).argmin())
+            return bank_t[k].expand(n, -1).clone()
+        idx = [int(torch.randint(len(bank_t), (1,), generator=g)) for g in gens]
+        return bank_t[idx]
 
     def _seeds(self, seed: int | None, n: int) -> list[int]:
         base = self.config.seed if seed is None else seed
@@ -271,12 +298,20 @@ class Stylizer:
         self._require_fitted()
         clip = self._as_clip(content)
         self._check_clip(clip, "content")
-        s = self.style_code(style, n_samples, seed)
         feats, start = clip_to_features(clip, self.info)
         x = torch.as_tensor(self._normalise(feats).T[None], dtype=torch.float32)
         t = x.shape[-1]
         xp = self._pad(x)
-        c = self.nets["content"](self.nets["ae"].encode(xp))
+        zc = self.nets["ae"].encode(xp)
+        c = self.nets["content"](zc)
+        if (isinstance(style, str) and style in self.style_stats and self.prior is None):
+            own = clip.meta.get("style")
+            lab = (torch.tensor([self.styles.index(own)])
+                   if self.config.supervised and own in self.styles else None)
+            gens = None if seed is None else sample_generators(self._seeds(seed, n_samples))
+            s = self._label_codes(style, n_samples, gens, near=self.nets["style"](zc, lab)[0])
+        else:
+            s = self.style_code(style, n_samples, seed)
         z = self.nets["generator"](c.expand(len(s), -1, -1), s)
         y = self.nets["ae"].decode(z)
         # root speed follows the new style (global-motion predictor); the turning rate is the
@@ -319,6 +354,7 @@ class Stylizer:
             "mean": torch.as_tensor(self.mean), "std": torch.as_tensor(self.std),
             "style_stats": {k: [torch.as_tensor(a), torch.as_tensor(b)]
                             for k, (a, b) in self.style_stats.items()},
+            "style_bank": {k: torch.as_tensor(v) for k, v in self.style_bank.items()},
         }
         return save_checkpoint(path, KIND, state)
 
@@ -343,6 +379,7 @@ class Stylizer:
             m.eval().requires_grad_(False)
         self.mean, self.std = obj["mean"].numpy(), obj["std"].numpy()
         self.style_stats = {k: (a.numpy(), b.numpy()) for k, (a, b) in obj["style_stats"].items()}
+        self.style_bank = {k: v.numpy() for k, v in (obj.get("style_bank") or {}).items()}
         if obj.get("prior") is not None:
             from .style_prior import DiffusionStylePrior
 

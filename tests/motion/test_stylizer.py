@@ -38,10 +38,26 @@ def test_stylize_shapes_and_style_matters(fitted, content):
     d = np.abs(tired.global_positions() - angry.global_positions())
     assert np.abs(tired.rotations - angry.rotations).max() > 1e-3 and d.max() > 1e-2
     # a label draw is deterministic for a seed, different across seeds (probabilistic codes)
-    a = model.stylize(content, "tired", n_samples=2, seed=3)
-    b = model.stylize(content, "tired", n_samples=2, seed=3)
-    assert len(a) == 2 and np.array_equal(a[0].rotations, b[0].rotations)
-    assert not np.allclose(a[0].rotations, a[1].rotations)
+    a = model.stylize(content, "tired", n_samples=4, seed=3)
+    b = model.stylize(content, "tired", n_samples=4, seed=3)
+    assert len(a) == 4 and np.array_equal(a[0].rotations, b[0].rotations)
+    assert any(not np.allclose(a[0].rotations, o.rotations) for o in a[1:])
+
+
+def test_label_codes_are_training_codes(fitted):
+    """Regression (issue 7): per-label Gaussian draws of the style code left the generator's
+    training distribution (the code carries motion-specific information), which broke label
+    stylization at longer budgets. Label codes must be posterior codes of training windows."""
+    model, _ = fitted
+    for label in ("tired", "angry"):
+        bank = torch.as_tensor(model.style_bank[label])
+        codes = torch.cat([model.style_code(label), model.style_code(label, 3, seed=0)])
+        dist = torch.cdist(codes, bank).min(1).values
+        assert float(dist.max()) < 1e-6
+        # with the content's own code, the nearest exemplar of the label is chosen
+        for j in (0, len(bank) - 1):
+            near = model._label_codes(label, 1, None, near=bank[j])
+            assert torch.equal(near[0], bank[j])
 
 
 def test_reference_and_prior_styles(fitted, content, tmp_path):
