@@ -42,7 +42,10 @@ class GeneratorConfig:
     channels: int = 32
     emb_dim: int = 128
     full_res_attention: bool = False
-    sigma_data: float = 0.5
+    # EDM's sigma_data; None = the std of the encoded training tensor. Most slots are empty (zero),
+    # so that std is far below 0.5: with 0.5 an under-trained net (F ~ 0) samples every slot from
+    # N(0, 0.5^2), whose mean (cos, sin) radius 0.63 exceeds the 0.5 threshold -> all slots filled.
+    sigma_data: float | None = None
     lr: float = 5e-4
     batch_size: int = 64
     min_batches_per_epoch: int = 25  # small sets are repeated (checkpoints are saved per epoch)
@@ -127,10 +130,14 @@ class CrystalGenerator:
         self.skipped: list[tuple[str, str]] = []
 
     # building ------------------------------------------------------------------------------------
-    def _build(self, encoder: UniMatEncoder) -> None:
+    def _build(self, encoder: UniMatEncoder, data: np.ndarray | None = None) -> None:
         from .model import UniMatUNet
 
         self.encoder = encoder
+        if self.config.sigma_data is None:
+            if data is None:
+                raise ConfigError("sigma_data=None needs training data to be estimated")
+            self.config.sigma_data = float(np.std(data))
         backbone = UniMatUNet(encoder.slots, self.config.channels, self.config.emb_dim,
                               full_res_attention=self.config.full_res_attention)
         self.model = Preconditioned(backbone, sigma_data=self.config.sigma_data)
@@ -163,9 +170,12 @@ class CrystalGenerator:
         structures = list(structures)
         if not structures:
             raise DataError("empty training set", field="structures", expected="structures")
+        fresh = self.model is None
         if self.encoder is None:
-            self._build(UniMatEncoder.fit(structures, self.config.slots))
+            self.encoder = UniMatEncoder.fit(structures, self.config.slots)
         x, occ = self.encode_dataset(structures)
+        if fresh:
+            self._build(self.encoder, x)
         seed = self.trainer_config.seed if seed is None else seed
         pl.seed_everything(seed, workers=True, verbose=False)
         batch = min(self.config.batch_size, len(x))

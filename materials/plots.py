@@ -34,7 +34,7 @@ def plot_unit_cells(structures: list[Structure], path: str | Path, titles: list[
             ax.plot(*zip(corners[a], corners[b]), color="0.4", lw=0.8)
         for el in sorted({site.specie for site in s}, key=lambda e: e.Z):
             xyz = np.array([site.coords for site in s if site.specie == el])
-            rgb = jmol_colors[el.Z]
+            rgb = jmol_colors[el.Z] if el.Z < len(jmol_colors) else (0.5, 0.5, 0.5)  # ase: Z<=109
             size = 60 * float(el.atomic_radius or 1.0) ** 2
             ax.scatter(*xyz.T, s=size, color=rgb, edgecolor="k", linewidth=0.3, label=el.symbol)
         ax.set_title(titles[i] if titles else s.composition.reduced_formula, fontsize=9)
