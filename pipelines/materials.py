@@ -62,6 +62,7 @@ class EvaluateConfig:
     relax: bool = True
     fmax: float = 0.1
     relax_steps: int = 200
+    max_relax: int | None = None  # relax at most this many valid candidates (in order); None = all
     executor: str = "local"  # local or dask
     workers: int = 1
     mp20_hull: str | None = None  # mp20_hull folder/parquet: enables the DFT-anchored proxy
@@ -202,6 +203,8 @@ def evaluate(cfg: MaterialsConfig, run: RunDir) -> None:
     nov = dict(zip(idx, M.novelty(decoded, train_set)))
     relax_cfg = RelaxConfig(fmax=cfg.evaluate.fmax, steps=cfg.evaluate.relax_steps)
     to_relax = [i for i in idx if val["valid"][i]] if cfg.evaluate.relax else []
+    if cfg.evaluate.max_relax is not None:
+        to_relax = to_relax[: cfg.evaluate.max_relax]
     t0 = time.perf_counter()
     with get_executor(cfg.evaluate.executor, n_workers=cfg.evaluate.workers) as ex:
         relaxed = dict(zip(to_relax, relax_many([structs[i] for i in to_relax], relax_cfg, ex)))
@@ -246,6 +249,8 @@ def evaluate(cfg: MaterialsConfig, run: RunDir) -> None:
         "csp_composition_match": sum(t["formula"] and _same_formula(t["formula"], t["target"])
                                      for t in csp) / max(len(csp), 1),
         "relaxations": len(to_relax), "relax_seconds": round(relax_seconds, 2),
+        "valid_not_relaxed (evaluate.max_relax)": sum(val["valid"]) - len(to_relax)
+        if cfg.evaluate.relax else 0,
         "relaxations_per_minute": round(60 * len(to_relax) / max(relax_seconds, 1e-9), 2),
         "property_distances_vs_train (valid candidates)": M.property_distances(
             [structs[i] for i in idx if val["valid"][i]], train_set),
@@ -355,7 +360,7 @@ VERTICAL = Vertical(
                     "data.max_per_prototype": 3, "model.channels": 16, "model.emb_dim": 64,
                     "model.batch_size": 32, "sample.num_samples": 8,
                     "sample.compositions": ["SrTiO3"], "sample.per_composition": 2,
-                    "sample.steps": 12, "evaluate.relax_steps": 30,
+                    "sample.steps": 12, "evaluate.relax_steps": 30, "evaluate.max_relax": 4,
                     "evaluate.element_steps": 25},
 )
 
