@@ -83,11 +83,33 @@ def poisson(points: np.ndarray, normals: np.ndarray | None, depth: int):
     return trimesh.Trimesh(np.asarray(mesh.vertices), np.asarray(mesh.triangles), process=True)
 
 
+def score_candidates(cands: dict, gt_sdf: np.ndarray, ref: np.ndarray, res: int,
+                     methods: dict[str, list]) -> None:
+    """Append (IoU vs the ground-truth SDF's inside, Chamfer-L1 to ``ref``) per candidate mesh."""
+    from shapes.metrics import chamfer_distance, sample_surface, volumetric_iou
+    from shapes.sdf import grid_points, signed_distance
+
+    for name, rec in cands.items():
+        if len(rec.faces) == 0:
+            methods.setdefault(name, []).append((0.0, np.nan))
+            continue
+        occ = signed_distance(rec, grid_points(res)).reshape(gt_sdf.shape) < 0
+        cd = chamfer_distance(sample_surface(rec, 5000, 2)[0], ref)
+        methods.setdefault(name, []).append((volumetric_iou(gt_sdf < 0, occ), cd))
+
+
+def method_rows(methods: dict[str, list]) -> list[str]:
+    """Markdown rows: mean IoU, mean Chamfer and the number of meshes per method."""
+    return [f"| {name} | {np.mean([v[0] for v in vals]):.4f} | "
+            f"{np.nanmean([v[1] for v in vals]):.5f} | {len(vals)} |"
+            for name, vals in methods.items()]
+
+
 def reconstruction_rows(data: Path, n_points: int, res: int, model_path: str | None
                         ) -> list[str]:
     from shapes.mesh_io import load_mesh, normalize_to_unit_cube
-    from shapes.metrics import chamfer_distance, sample_surface, volumetric_iou
-    from shapes.sdf import SDFConfig, grid_points, mesh_to_sdf, signed_distance
+    from shapes.metrics import sample_surface
+    from shapes.sdf import SDFConfig, mesh_to_sdf
 
     methods: dict[str, list] = {}
     model = None
@@ -109,16 +131,8 @@ def reconstruction_rows(data: Path, n_points: int, res: int, model_path: str | N
         if model is not None and model.config.condition == "points":
             z = model.sample_latents(1, pts, 0, progress=False)
             cands["ours (WaLa, point cond.)"] = model.decode(z)
-        for name, rec in cands.items():
-            if len(rec.faces) == 0:
-                methods.setdefault(name, []).append((0.0, np.nan))
-                continue
-            occ = signed_distance(rec, grid_points(res)).reshape(gt_sdf.shape) < 0
-            cd = chamfer_distance(sample_surface(rec, 5000, 2)[0], ref)
-            methods.setdefault(name, []).append((volumetric_iou(gt_sdf < 0, occ), cd))
-    return [f"| {name} | {np.mean([v[0] for v in vals]):.4f} | "
-            f"{np.nanmean([v[1] for v in vals]):.5f} | {len(vals)} |"
-            for name, vals in methods.items()]
+        score_candidates(cands, gt_sdf, ref, res, methods)
+    return method_rows(methods)
 
 
 def autoencoder_rows(data: Path, model_path: str) -> list[str]:
@@ -153,9 +167,8 @@ def synthetic_rows(run: Path, n_points: int) -> list[str]:
     """Point cloud -> mesh on a run's held-out SYNTHETIC shapes: our model vs Poisson."""
     import trimesh
 
-    from shapes.metrics import chamfer_distance, sample_surface, volumetric_iou
+    from shapes.metrics import sample_surface
     from shapes.model import ShapeModel
-    from shapes.sdf import grid_points, signed_distance
 
     model = ShapeModel.load(run / "checkpoints" / "model.pt")
     res = model.config.resolution
@@ -175,16 +188,8 @@ def synthetic_rows(run: Path, n_points: int) -> list[str]:
         for w in (1.0, 2.0):
             z = model.sample_latents(1, pts, 0, guidance=w, progress=False)
             cands[f"ours (WaLa, point cond., CFG w={w:g})"] = model.decode(z)
-        for key, rec in cands.items():
-            if len(rec.faces) == 0:
-                methods.setdefault(key, []).append((0.0, np.nan))
-                continue
-            occ = signed_distance(rec, grid_points(res)).reshape(gt.shape) < 0
-            cd = chamfer_distance(sample_surface(rec, 5000, 2)[0], ref)
-            methods.setdefault(key, []).append((volumetric_iou(gt < 0, occ), cd))
-    return [f"| {key} | {np.mean([v[0] for v in vals]):.4f} | "
-            f"{np.nanmean([v[1] for v in vals]):.5f} | {len(vals)} |"
-            for key, vals in methods.items()]
+        score_candidates(cands, gt, ref, res, methods)
+    return method_rows(methods)
 
 
 def generation_seconds(res: int, n: int = 2) -> float:
