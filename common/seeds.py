@@ -20,6 +20,17 @@ def sample_generators(seeds: Sequence[int], device: str | torch.device = "cpu"
     return gens
 
 
+def _per_sample(draw, shape, generator, device, dtype) -> torch.Tensor:
+    """Draw ``shape`` with ``draw``; a list of generators draws row ``i`` from ``generator[i]``."""
+    shape = tuple(shape)
+    if generator is None or isinstance(generator, torch.Generator):
+        return draw(shape, generator=generator, device=device, dtype=dtype)
+    if len(generator) != shape[0]:
+        raise ValueError(f"{len(generator)} generators for a batch of {shape[0]}")
+    return torch.stack([draw(shape[1:], generator=g, device=device, dtype=dtype)
+                        for g in generator])
+
+
 def randn(
     shape: Sequence[int],
     generator: Generator = None,
@@ -28,14 +39,7 @@ def randn(
     dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """Standard normal draws; a list of generators draws row ``i`` from ``generator[i]``."""
-    shape = tuple(shape)
-    if generator is None or isinstance(generator, torch.Generator):
-        return torch.randn(shape, generator=generator, device=device, dtype=dtype)
-    if len(generator) != shape[0]:
-        raise ValueError(f"{len(generator)} generators for a batch of {shape[0]}")
-    return torch.stack(
-        [torch.randn(shape[1:], generator=g, device=device, dtype=dtype) for g in generator]
-    )
+    return _per_sample(torch.randn, shape, generator, device, dtype)
 
 
 def randn_like(x: torch.Tensor, generator: Generator = None) -> torch.Tensor:
@@ -51,14 +55,7 @@ def rand(
     dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """Uniform [0, 1) draws with the same per-sample convention as :func:`randn`."""
-    shape = tuple(shape)
-    if generator is None or isinstance(generator, torch.Generator):
-        return torch.rand(shape, generator=generator, device=device, dtype=dtype)
-    if len(generator) != shape[0]:
-        raise ValueError(f"{len(generator)} generators for a batch of {shape[0]}")
-    return torch.stack(
-        [torch.rand(shape[1:], generator=g, device=device, dtype=dtype) for g in generator]
-    )
+    return _per_sample(torch.rand, shape, generator, device, dtype)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
