@@ -16,7 +16,7 @@ from pathlib import Path
 from common.errors import GenpipesError
 
 from .config import build_config
-from .registry import MODULES, Vertical, available_verticals, load_vertical
+from .registry import MODULES, Vertical, available_verticals
 from .runner import TrainingInterrupted, open_run, run_stages
 
 
@@ -56,12 +56,7 @@ def demo_main(argv: Sequence[str]) -> int:
 
             raise ConfigError(f"--only: unknown domain(s) {', '.join(unknown)}; "
                               f"valid: {', '.join(MODULES)}")
-        found: dict[str, Vertical | str] = {}
-        for n in names:
-            try:
-                found[n] = load_vertical(n)
-            except GenpipesError as exc:
-                found[n] = str(exc)
+        found = available_verticals(names)
     else:
         every = available_verticals()
         found = {n: v for n, v in every.items() if n != "toy"}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,10 +74,10 @@ def load_vertical(name: str) -> Vertical:
     return vertical
 
 
-def available_verticals() -> dict[str, Vertical | str]:
-    """Every domain mapped to its Vertical, or to the reason it is unavailable."""
+def available_verticals(names: Sequence[str] | None = None) -> dict[str, Vertical | str]:
+    """Each domain of ``names`` (default: all) mapped to its Vertical, or why it is unavailable."""
     out: dict[str, Vertical | str] = {}
-    for name in MODULES:
+    for name in MODULES if names is None else names:
         try:
             out[name] = load_vertical(name)
         except ConfigError as exc:
