@@ -13,7 +13,6 @@ output is a :class:`~motion.bvh.Clip` on the content clip's skeleton, starting w
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from common.seeds import randn, sample_generators
 from common.training import TrainerConfig, make_trainer
 
 from .bvh import Clip, load_bvh
+from .config import StylizerConfig
 from .features import FeatureLayout, clip_to_features, features_to_clip
 from .model import (
     ContentEncoder,
@@ -38,42 +38,6 @@ from .skeleton import SkeletonInfo, mirror
 from .training import AutoencoderModule, StylizerModule, WindowPairs
 
 KIND = "motion/genmostyle"
-
-
-@dataclass
-class StylizerConfig:
-    """Sizes and training budget. The defaults are GenMoStyle-sized (~19 M parameters)."""
-
-    window: int = 160
-    fps: float = 30.0
-    hidden: int = 384
-    latent: int = 256
-    content: int = 256
-    style: int = 128
-    depth: int = 2
-    supervised: bool = True
-    mirror_augment: bool = True
-    batch_size: int = 32
-    lr: float = 2e-4
-    ae_steps: int = 20000
-    stylizer_steps: int = 40000
-    steps_per_epoch: int = 50
-    w_rec: float = 1.0
-    w_swap: float = 1.0
-    w_cycle: float = 0.5
-    w_kl: float = 1e-2
-    w_kl_pair: float = 1e-2
-    label_dropout: float = 0.2
-    style_prior: str = "gaussian"    # "gaussian" (N(0, I); per-label Gaussians) or "diffusion"
-    prior_steps: int = 500           # training steps of the diffusion prior over style codes
-    seed: int = 0
-
-    @classmethod
-    def tiny(cls, **kw: Any) -> StylizerConfig:
-        """A few-second CPU configuration for tests and demos."""
-        base = dict(window=64, hidden=48, latent=32, content=32, style=16, depth=1,
-                    batch_size=16, lr=1e-3, ae_steps=60, stylizer_steps=60, steps_per_epoch=20)
-        return cls(**{**base, **kw})
 
 
 class Stylizer:
@@ -131,8 +95,10 @@ class Stylizer:
                 raise DataError("clip has no style label", file=c.meta.get("file", c.name),
                                 field="style", expected="meta['style'] (label CSV column)")
         self.info = SkeletonInfo.from_clip(clips[0])
+        groups = list(range(len(clips)))                  # a clip and its mirror share content
         if cfg.mirror_augment:
             clips = clips + [mirror(c) for c in clips]
+            groups = groups + groups
         self.styles = sorted({str(c.meta.get("style", "unlabelled")) for c in clips})
         labels = [self.styles.index(str(c.meta.get("style", "unlabelled"))) for c in clips]
         feats = [clip_to_features(c, self.info)[0] for c in clips]
@@ -145,7 +111,8 @@ class Stylizer:
         tcfg = dataclasses.replace(trainer or TrainerConfig(ema_decay=None), seed=cfg.seed)
         ckpt = None if checkpoint_dir is None else Path(checkpoint_dir)
         data = WindowPairs(normed, labels, cfg.window, cfg.batch_size * cfg.steps_per_epoch,
-                           cfg.seed)
+                           cfg.seed, groups=groups,
+                           pair_by_label=cfg.supervised and cfg.cross_clip_swap)
         loader = torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, shuffle=True,
                                              generator=torch.Generator().manual_seed(cfg.seed))
         stage1 = AutoencoderModule(self.nets["ae"], self.nets["gmp"], lr=cfg.lr)
@@ -154,7 +121,7 @@ class Stylizer:
                                 self.nets["generator"], supervised=cfg.supervised, lr=cfg.lr,
                                 w_rec=cfg.w_rec, w_swap=cfg.w_swap, w_cycle=cfg.w_cycle,
                                 w_kl=cfg.w_kl, w_kl_pair=cfg.w_kl_pair,
-                                label_dropout=cfg.label_dropout)
+                                w_kl_label=cfg.w_kl_label, label_dropout=cfg.label_dropout)
         self._run(stage2, loader, dataclasses.replace(tcfg, max_steps=cfg.stylizer_steps), ckpt,
                   "stylizer")
         for net in self.nets.values():
@@ -180,7 +147,7 @@ class Stylizer:
             "gmp": GlobalMotionPredictor(dim, max(cfg.hidden // 2, 16)),
             "content": ContentEncoder(cfg.latent, cfg.hidden, cfg.content, cfg.depth),
             "style": StyleEncoder(cfg.latent, cfg.hidden, cfg.style,
-                                  len(self.styles) if cfg.supervised else 0),
+                                  len(self.styles) if cfg.supervised and cfg.style_label else 0),
             "generator": Generator(cfg.content, cfg.latent, cfg.hidden, cfg.style, cfg.depth),
         }
 
@@ -305,11 +272,18 @@ class Stylizer:
         zc = self.nets["ae"].encode(xp)
         c = self.nets["content"](zc)
         if (isinstance(style, str) and style in self.style_stats and self.prior is None):
-            own = clip.meta.get("style")
-            lab = (torch.tensor([self.styles.index(own)])
-                   if self.config.supervised and own in self.styles else None)
             gens = None if seed is None else sample_generators(self._seeds(seed, n_samples))
-            s = self._label_codes(style, n_samples, gens, near=self.nets["style"](zc, lab)[0])
+            mode = self.config.label_code
+            if mode == "encode" and self.nets["style"].label is not None:
+                target = torch.tensor([self.styles.index(style)])
+                s = self.nets["style"](zc, target)[0].expand(n_samples, -1)
+            elif mode == "bank":
+                s = self._label_codes(style, n_samples, gens)
+            else:
+                own = clip.meta.get("style")
+                lab = (torch.tensor([self.styles.index(own)])
+                       if self.config.supervised and own in self.styles else None)
+                s = self._label_codes(style, n_samples, gens, near=self.nets["style"](zc, lab)[0])
         else:
             s = self.style_code(style, n_samples, seed)
         z = self.nets["generator"](c.expand(len(s), -1, -1), s)

@@ -36,23 +36,51 @@ from .model import (
 
 
 class WindowPairs(Dataset):
-    """Random pairs of windows from the same clip: ``{"x1", "x2", "label"}`` ([D, T] each)."""
+    """Windows for the stylizer's terms (GenMoStyle Sec. 3.3): ``x1``, ``x2``, ``xs``, ``xn``.
+
+    ``x1`` and ``x2`` are two windows of one clip (the pair KL); ``xs`` is the swap partner of
+    ``x1``: in the supervised variant (``pair_by_label``) a window of a DIFFERENT clip with the
+    same style label (so the two share the style but not the content), otherwise ``x2``; ``xn``
+    is a window of a random other clip (the cycle's hetero-style partner). ``groups`` marks clips
+    that share their content (a clip and its mirror image): partners never come from the same
+    group. ``clip``, ``partner``, ``other`` are the clip indices, ``label``/``label_n`` the labels
+    of ``x1``/``xn``.
+    """
 
     def __init__(self, feats: list[np.ndarray], labels: list[int], window: int, size: int,
-                 seed: int = 0) -> None:
+                 seed: int = 0, groups: list[int] | None = None,
+                 pair_by_label: bool = True) -> None:
         self.feats = [torch.as_tensor(f.T, dtype=torch.float32) for f in feats]
         self.labels, self.window, self.size, self.seed = labels, window, size, seed
+        self.groups = list(range(len(feats))) if groups is None else list(groups)
+        if len(self.groups) != len(feats) or len(labels) != len(feats):
+            raise ValueError("feats, labels and groups must have one entry per clip")
+        ids = np.arange(len(feats))
+        g, lab = np.asarray(self.groups), np.asarray(labels)
+        self.others = [ids[g != g[k]] for k in ids]
+        self.partners = [ids[(g != g[k]) & (lab == lab[k])] if pair_by_label else ids[:0]
+                         for k in ids]
 
     def __len__(self) -> int:
         return self.size
 
+    def _window(self, k: int, rng: np.random.Generator) -> torch.Tensor:
+        f = self.feats[k]
+        a = int(rng.integers(0, f.shape[1] - self.window + 1))
+        return f[:, a:a + self.window]
+
     def __getitem__(self, i: int) -> dict[str, Any]:
         rng = np.random.default_rng([self.seed, i])
         k = int(rng.integers(len(self.feats)))
-        f = self.feats[k]
-        a, b = rng.integers(0, f.shape[1] - self.window + 1, size=2)
-        return {"x1": f[:, a:a + self.window], "x2": f[:, b:b + self.window],
-                "label": torch.tensor(self.labels[k])}
+        x1, x2 = self._window(k, rng), self._window(k, rng)
+        cand = self.partners[k]
+        p = int(cand[rng.integers(len(cand))]) if len(cand) else k
+        xs = self._window(p, rng) if p != k else x2
+        pool = self.others[k]
+        n = int(pool[rng.integers(len(pool))]) if len(pool) else k
+        return {"x1": x1, "x2": x2, "xs": xs, "xn": self._window(n, rng),
+                "label": torch.tensor(self.labels[k]), "label_n": torch.tensor(self.labels[n]),
+                "clip": k, "partner": p, "other": n}
 
 
 class AutoencoderModule(pl.LightningModule):
@@ -82,14 +110,14 @@ class StylizerModule(pl.LightningModule):
     def __init__(self, ae: MotionAutoencoder, content: ContentEncoder, style: StyleEncoder,
                  generator: Generator, *, supervised: bool = True, lr: float = 2e-4,
                  w_rec: float = 1.0, w_swap: float = 1.0, w_cycle: float = 0.5,
-                 w_kl: float = 1e-2, w_kl_pair: float = 1e-2, w_feat: float = 1.0,
-                 label_dropout: float = 0.2) -> None:
+                 w_kl: float = 1e-2, w_kl_pair: float = 1e-2, w_kl_label: float = 0.0,
+                 w_feat: float = 1.0, label_dropout: float = 0.2) -> None:
         super().__init__()
         self.ae = ae.requires_grad_(False)
         self.content, self.style, self.generator = content, style, generator
         self.supervised, self.lr, self.label_dropout = supervised, lr, label_dropout
         self.w = dict(rec=w_rec, swap=w_swap, cycle=w_cycle, kl=w_kl, kl_pair=w_kl_pair,
-                      feat=w_feat)
+                      kl_label=w_kl_label, feat=w_feat)
 
     def _sample(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
         return mu + torch.randn_like(mu) * (0.5 * logvar).exp()
@@ -100,36 +128,43 @@ class StylizerModule(pl.LightningModule):
             loss = loss + self.w["feat"] * (self.ae.decode(z_hat) - x).abs().mean()
         return loss
 
+    def _labels(self, lab: torch.Tensor) -> torch.Tensor | None:
+        if not self.supervised:
+            return None
+        lab = lab.clone()
+        drop = torch.rand(lab.shape, device=lab.device) < self.label_dropout
+        lab[drop] = self.style.n_styles
+        return lab
+
     def losses(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """All GenMoStyle terms for one batch (see the module docstring)."""
         x1, x2 = batch["x1"], batch["x2"]
+        xs, xn = batch.get("xs", x2), batch.get("xn", x1.roll(1, 0))
+        lab_n_raw = batch.get("label_n", batch["label"].roll(1, 0))
         with torch.no_grad():
             self.ae.eval()
-            z1, z2 = self.ae.encode(x1), self.ae.encode(x2)
-        lab = None
-        if self.supervised:
-            lab = batch["label"].clone()
-            drop = torch.rand(lab.shape, device=lab.device) < self.label_dropout
-            lab[drop] = self.style.n_styles
+            z1, z2, zs, zn = (self.ae.encode(x) for x in (x1, x2, xs, xn))
+        lab, lab_n = self._labels(batch["label"]), self._labels(lab_n_raw)
         c1 = self.content(z1)
         mu1, lv1 = self.style(z1, lab)
         mu2, lv2 = self.style(z2, lab)
-        s1, s2 = self._sample(mu1, lv1), self._sample(mu2, lv2)
+        mus, lvs = (mu2, lv2) if xs is x2 else self.style(zs, lab)
+        s1, ss = self._sample(mu1, lv1), self._sample(mus, lvs)
         out = {"rec": self._rec(self.generator(c1, s1), z1, x1),
-               "swap": self._rec(self.generator(c1, s2), z1, x1)}
-        if len(x1) > 1:
-            zn, xn = z1.roll(1, 0), x1.roll(1, 0)
-            cn = self.content(zn)
-            sn = s1.roll(1, 0)
-            m_to_n = self.generator(c1, sn)                  # M1 in N's style
-            n_to_m = self.generator(cn, s1)                  # N in M1's style
+               "swap": self._rec(self.generator(c1, ss), z1, x1)}
+        if len(x1) > 1 or "xn" in batch:
+            mun, lvn = self.style(zn, lab_n)
+            m_to_n = self.generator(c1, self._sample(mun, lvn))      # M1 in N's style
+            n_to_m = self.generator(self.content(zn), s1)              # N in M1's style
             mu_b, lv_b = self.style(n_to_m, lab)
             cyc = self.generator(self.content(m_to_n), self._sample(mu_b, lv_b))
             out["cycle"] = self._rec(cyc, z1, x1)
-            del xn
         out["kl"] = kl_normal(mu1, lv1).mean()
         out["kl_pair"] = 0.5 * (kl_normal(mu1, lv1, mu2, lv2)
                                 + kl_normal(mu2, lv2, mu1, lv1)).mean()
+        if self.w["kl_label"] and xs is not x2:     # same label, different clip and content
+            out["kl_label"] = 0.5 * (kl_normal(mu1, lv1, mus, lvs)
+                                     + kl_normal(mus, lvs, mu1, lv1)).mean()
         return out
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from common.errors import ConfigError, DataError, RunDirError
 from common.io import atomic_write_text
 from common.training import TrainerConfig
+from motion.config import ModelConfig, StylizerConfig
 
 from .registry import Command, Vertical
 from .rundir import RunDir
@@ -42,33 +43,6 @@ class DataConfig:
     n_takes: int = 3                 # synthetic: takes per style x content
     n_frames: int = 240              # synthetic: frames per clip
     seed: int = 0
-
-
-@dataclass
-class ModelConfig:
-    """Stylizer sizes and budget (see ``motion.stylizer.StylizerConfig``)."""
-
-    window: int = 160
-    hidden: int = 384
-    latent: int = 256
-    content: int = 256
-    style: int = 128
-    depth: int = 2
-    supervised: bool = True
-    mirror_augment: bool = True
-    batch_size: int = 32
-    lr: float = 2e-4
-    ae_steps: int = 20000            # the two stages' budgets (trainer.max_steps is unused)
-    stylizer_steps: int = 40000
-    steps_per_epoch: int = 50
-    w_rec: float = 1.0
-    w_swap: float = 1.0
-    w_cycle: float = 0.5
-    w_kl: float = 1e-2
-    w_kl_pair: float = 1e-2
-    label_dropout: float = 0.2
-    style_prior: str = "gaussian"    # or "diffusion": EDM prior over style codes (core samplers)
-    prior_steps: int = 500
 
 
 @dataclass
@@ -114,9 +88,7 @@ def _load_split(run: RunDir, split: str, fps: float) -> list:
     return load_clips(run.path / "data", labels=path, fps=fps)
 
 
-def _stylizer_config(cfg: MotionConfig) -> Any:
-    from motion.stylizer import StylizerConfig
-
+def _stylizer_config(cfg: MotionConfig) -> StylizerConfig:
     m = dataclasses.asdict(cfg.model)
     return StylizerConfig(fps=cfg.data.fps, seed=cfg.trainer.seed, **m)
 

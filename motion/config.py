@@ -1,0 +1,77 @@
+"""Plain configuration of the GenMoStyle stylizer (Guo et al. ICLR 2024, Sec. 4 and App. B).
+
+Kept free of torch so that the pipeline's config (``genpipes list``, YAML loading) can use it
+without importing the networks. :class:`ModelConfig` holds the sizes, losses and budget;
+:class:`StylizerConfig` adds what the pipeline takes from elsewhere (``data.fps``,
+``trainer.seed``). The defaults are the paper's setting: 160-frame windows at 30 fps and
+~19 M parameters (hidden 384, latent 256, content 256, style 128, depth 2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class ModelConfig:
+    """Sizes, loss weights and training budget of the stylizer.
+
+    Attributes:
+        window: frames per training window (GenMoStyle: 160 at 30 fps).
+        hidden, latent, content, style, depth: widths of the networks (``motion.model``).
+        supervised: use style labels (label-paired swap, label input of the style encoder).
+        cross_clip_swap: supervised swap partner from a different clip of the same label
+            (otherwise another window of the same clip).
+        style_label: feed the label to the style encoder (the paper's supervised variant).
+        w_rec, w_swap, w_cycle: latent + feature L1 reconstruction terms.
+        w_kl: KL of q(s | M) to N(0, I); w_kl_pair: symmetric KL between two windows of a
+            clip; w_kl_label: symmetric KL between windows of two clips of one label.
+        label_code: how a style label picks its code at inference: ``near`` (the label's
+            training code nearest the content's own code), ``bank`` (nearest the label's mean,
+            or a seeded random training code), ``encode`` (the content encoded with the target
+            label; needs ``style_label``).
+        style_prior: ``gaussian`` (N(0, I)) or ``diffusion`` (EDM prior over style codes).
+        ae_steps, stylizer_steps: the two stages' budgets.
+    """
+
+    window: int = 160
+    hidden: int = 384
+    latent: int = 256
+    content: int = 256
+    style: int = 128
+    depth: int = 2
+    supervised: bool = True
+    mirror_augment: bool = True
+    batch_size: int = 32
+    lr: float = 2e-4
+    ae_steps: int = 20000
+    stylizer_steps: int = 40000
+    steps_per_epoch: int = 50
+    w_rec: float = 1.0
+    w_swap: float = 1.0
+    w_cycle: float = 0.5
+    w_kl: float = 1e-2
+    w_kl_pair: float = 1e-2
+    w_kl_label: float = 0.0
+    cross_clip_swap: bool = True
+    style_label: bool = True
+    label_code: str = "near"
+    label_dropout: float = 0.2
+    style_prior: str = "gaussian"
+    prior_steps: int = 500           # training steps of the diffusion prior over style codes
+
+
+@dataclass
+class StylizerConfig(ModelConfig):
+    """:class:`ModelConfig` plus the clip frame rate and the seed."""
+
+    fps: float = 30.0
+    seed: int = 0
+
+    @classmethod
+    def tiny(cls, **kw: Any) -> StylizerConfig:
+        """A few-second CPU configuration for tests and demos."""
+        base = dict(window=64, hidden=48, latent=32, content=32, style=16, depth=1,
+                    batch_size=16, lr=1e-3, ae_steps=60, stylizer_steps=60, steps_per_epoch=20)
+        return cls(**{**base, **kw})

@@ -1,0 +1,79 @@
+"""Pairing logic of the stylizer's training windows (GenMoStyle Sec. 3.3) and its swap term."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from motion.model import ContentEncoder, Generator, MotionAutoencoder, StyleEncoder
+from motion.training import StylizerModule, WindowPairs
+
+
+def _clips(n_styles: int = 3, per_style: int = 4, frames: int = 30, dim: int = 3):
+    """Clip k is the constant k (every channel, every frame): a window names its clip."""
+    feats = [np.full((frames, dim), float(k), np.float32) for k in range(n_styles * per_style)]
+    labels = [k % n_styles for k in range(len(feats))]
+    return feats, labels
+
+
+def test_supervised_swap_partners_differ_in_clip_and_share_the_label():
+    feats, labels = _clips()
+    mirror = feats + [f + 100 for f in feats]             # mirror copies share the content
+    groups = list(range(len(feats))) * 2
+    data = WindowPairs(mirror, labels * 2, window=8, size=300, seed=1, groups=groups)
+    for i in range(len(data)):
+        b = data[i]
+        k, p, n = b["clip"], b["partner"], b["other"]
+        assert groups[p] != groups[k] and labels[p % 12] == labels[k % 12]
+        assert groups[n] != groups[k]
+        assert int(b["label_n"]) == (labels * 2)[n]
+        # the windows really come from those clips
+        assert float(b["x1"][0, 0]) == float(b["x2"][0, 0]) == float(mirror[k][0, 0])
+        assert float(b["xs"][0, 0]) == float(mirror[p][0, 0])
+        assert float(b["xn"][0, 0]) == float(mirror[n][0, 0])
+    # every other same-label clip is used as a partner at some point
+    seen = {(data[i]["clip"], data[i]["partner"]) for i in range(len(data))}
+    assert {p for k, p in seen if k == 0} == {j for j in range(24)
+                                              if labels[j % 12] == 0 and j % 12 != 0}
+
+
+def test_unsupervised_swap_stays_within_the_clip():
+    feats, labels = _clips()
+    data = WindowPairs(feats, labels, window=8, size=50, seed=0, pair_by_label=False)
+    for i in range(len(data)):
+        b = data[i]
+        assert b["partner"] == b["clip"] and torch.equal(b["xs"], b["x2"])
+        assert b["other"] != b["clip"]
+    # a label with a single clip falls back to the same clip
+    lonely = WindowPairs(feats[:2], [0, 1], window=8, size=10, seed=0)
+    assert all(lonely[i]["partner"] == lonely[i]["clip"] for i in range(10))
+
+
+def test_swap_term_reads_the_cross_clip_partner():
+    torch.manual_seed(0)
+    dim, lat = 6, 8
+    module = StylizerModule(MotionAutoencoder(dim, 16, lat), ContentEncoder(lat, 16, 8, 1),
+                            StyleEncoder(lat, 16, 4, n_styles=2), Generator(8, lat, 16, 4, 1),
+                            label_dropout=0.0, w_kl_label=0.1)
+    seen: list[torch.Tensor] = []
+    module.style.register_forward_hook(lambda mod, args, out: seen.append(args[0]))
+    x = torch.randn(4, dim, 32)
+    batch = {"x1": x, "x2": x + 0.1, "xs": torch.randn(4, dim, 32), "xn": torch.randn(4, dim, 32),
+             "label": torch.tensor([0, 1, 0, 1]), "label_n": torch.tensor([1, 0, 1, 0])}
+    parts = module.losses(batch)
+    with torch.no_grad():
+        zs, zn = module.ae.encode(batch["xs"]), module.ae.encode(batch["xn"])
+    assert any(torch.equal(z, zs) for z in seen) and any(torch.equal(z, zn) for z in seen)
+    assert {"rec", "swap", "cycle", "kl", "kl_pair", "kl_label"} <= set(parts)
+    # without a separate partner the swap partner is the second window of the same clip
+    seen.clear()
+    parts = module.losses({k: v for k, v in batch.items() if k != "xs"})
+    assert "kl_label" not in parts and not any(torch.equal(z, zs) for z in seen)
+
+
+@pytest.mark.parametrize("bad", [dict(groups=[0]), dict(labels=[0])])
+def test_pairs_reject_mismatched_lengths(bad):
+    feats, labels = _clips(1, 2)
+    with pytest.raises(ValueError, match="one entry per clip"):
+        WindowPairs(feats, bad.get("labels", labels), 8, 4, groups=bad.get("groups"))
