@@ -184,9 +184,63 @@ def cut_by_msdf(vertices: torch.Tensor, faces: torch.Tensor, msdf: torch.Tensor
     return all_verts[used], remap[new_faces], is_boundary[used]
 
 
+def _components(n: int, edges: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """Connected-component label ``[n]`` of the graph on ``n`` nodes made of the edges whose
+    two ends are both ``keep`` (scipy's union-find; other nodes are singletons)."""
+    import numpy as np
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    e = edges.cpu().numpy()
+    k = keep.cpu().numpy()
+    e = e[k[e[:, 0]] & k[e[:, 1]]]
+    adj = coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(n, n))
+    return torch.as_tensor(connected_components(adj, directed=False)[1], device=keep.device)
+
+
+def close_small_openings(faces: torch.Tensor, msdf: torch.Tensor, min_vertices: int
+                         ) -> torch.Tensor:
+    """Minimum opening size: flip the mSDF sign of small cut regions and small kept islands.
+
+    The mSDF of G-Shell (Sec. 4) may dip below zero in patches a cell or two wide where the
+    views are ambiguous (thin walls, noisy labels), which punches ragged holes; likewise a few
+    template vertices left positive inside an opening become floating flakes. Connected
+    regions (over template edges) of negative vertices with fewer than ``min_vertices``
+    vertices are closed (mSDF set to ``|mSDF|``), then positive regions with fewer than
+    ``min_vertices`` vertices, except the largest, are removed (``-|mSDF|``). Flipped values
+    carry no gradient.
+
+    Args:
+        faces: ``[F, 3]`` template faces.
+        msdf: ``[N]`` mSDF on the template vertices.
+        min_vertices: smallest opening (and smallest piece) kept, in template vertices.
+
+    Returns:
+        The filtered ``[N]`` mSDF (a new tensor; unflipped entries keep their gradient).
+    """
+    if min_vertices <= 1 or msdf.numel() == 0:
+        return msdf
+    n = msdf.shape[0]
+    edges = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    with torch.no_grad():
+        out = msdf.detach().clone()
+        for sign in (-1.0, 1.0):  # close small holes first, then drop small flakes
+            sel = out <= 0 if sign < 0 else out > 0
+            if not bool(sel.any()):
+                continue
+            lab = _components(n, edges, sel)
+            size = torch.bincount(lab[sel], minlength=n)
+            small = sel & (size[lab] < min_vertices)
+            if sign > 0:  # the largest kept piece always stays
+                small &= lab != int(torch.argmax(size))
+            out[small] = -sign * out[small].abs().clamp_min(1e-9)
+        flipped = (out > 0) != (msdf.detach() > 0)
+    return torch.where(flipped, out, msdf)
+
+
 def extract_gshell(grid: TetGrid, sdf: torch.Tensor, msdf: torch.Tensor | None = None,
-                   deform: torch.Tensor | None = None, attrs: torch.Tensor | None = None
-                   ) -> GShellMesh:
+                   deform: torch.Tensor | None = None, attrs: torch.Tensor | None = None,
+                   min_opening: int = 0) -> GShellMesh:
     """Extract a G-Shell surface from per-vertex SDF, mSDF and deformation on a tet grid.
 
     Args:
@@ -197,6 +251,9 @@ def extract_gshell(grid: TetGrid, sdf: torch.Tensor, msdf: torch.Tensor | None =
         deform: ``[V, 3]`` vertex offsets added to the grid positions (DMTet deformation).
         attrs: optional ``[V, C]`` per-vertex attributes (e.g. RGB); they ride along as extra
             coordinates, so they are interpolated with exactly the weights of the positions.
+        min_opening: when > 1, openings and kept pieces smaller than this many template
+            vertices are removed first (:func:`close_small_openings`; no gradient through the
+            flipped values).
 
     Returns:
         A :class:`GShellMesh` with the open surface and its template.
@@ -213,6 +270,8 @@ def extract_gshell(grid: TetGrid, sdf: torch.Tensor, msdf: torch.Tensor | None =
     if tm is None:
         v, f, b = tv, tf, torch.zeros(tv.shape[0], dtype=torch.bool, device=tv.device)
     else:
+        if min_opening > 1:
+            tm = close_small_openings(tf, tm, min_opening)
         v, f, b = cut_by_msdf(tv, tf, tm)
     extra = v[:, 3:] if attrs is not None else None
     return GShellMesh(v[:, :3], f, tv[:, :3], tf, tm, b, extra)

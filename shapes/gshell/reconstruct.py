@@ -63,6 +63,9 @@ class ReconstructConfig:
     w_open: float = 1.0
     w_close: float = 1.0
     w_unseen: float = 0.0         # weak "open" pull where no view labels a vertex
+    w_msdf_smooth: float = 0.0    # Dirichlet energy of the mSDF over template edges (clean cuts)
+    min_opening: int = 16         # openings / kept pieces below this many template vertices are
+                                  # closed / dropped at extraction (0 = keep all)
     carve_margin: float = 1.5     # free-space margin in grid cells
     see_margin: float = 3.0       # a view "sees through" a point this many cells in front of
                                   # the nearest observed depth (open pull there)
@@ -210,6 +213,17 @@ def sdf_sign_change_loss(sdf: torch.Tensor, edges: torch.Tensor) -> torch.Tensor
             + F.binary_cross_entropy_with_logits(b, (a > 0).float()))
 
 
+def msdf_dirichlet(msdf: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    """Mean squared mSDF difference over template edges (a discrete Dirichlet energy).
+
+    With the open/close terms holding the mSDF near +-delta, each edge across the cut costs
+    about ``(2 delta)^2``, so this is a cut-length penalty: ragged cuts straighten, one-cell
+    holes and flakes close, and vertices no view labels take their neighbours' sign.
+    """
+    e = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    return ((msdf[e[:, 0]] - msdf[e[:, 1]]) ** 2).mean()
+
+
 @dataclass
 class Reconstruction:
     """Optimised fields and the extracted mesh; ``history`` holds the loss per iteration."""
@@ -221,11 +235,13 @@ class Reconstruction:
     history: list[float]
     seconds: float
     color: torch.Tensor | None = None
+    min_opening: int = 0
 
     def mesh(self):  # -> trimesh.Trimesh
-        """The extracted surface as a ``trimesh.Trimesh`` with duplicate vertices merged."""
-        out = extract_gshell(self.grid, self.sdf, self.msdf, self.deform,
-                             self.color).to_trimesh()
+        """The extracted surface as a ``trimesh.Trimesh`` with duplicate vertices merged
+        (openings and pieces below ``min_opening`` template vertices removed)."""
+        out = extract_gshell(self.grid, self.sdf, self.msdf, self.deform, self.color,
+                             min_opening=self.min_opening).to_trimesh()
         out.merge_vertices()
         out.remove_unreferenced_vertices()
         return out
@@ -304,6 +320,8 @@ def optimise(views: Views, cameras: list[Camera], cfg: ReconstructConfig | None 
                 loss = loss + ramp * cfg.w_unseen * F.relu(tmsdf[unseen] + delta).mean() / h
             if seen.any():
                 loss = loss + cfg.w_close * F.relu(delta - tmsdf[seen]).mean() / h
+            if cfg.w_msdf_smooth > 0:
+                loss = loss + cfg.w_msdf_smooth * msdf_dirichlet(tmsdf, shell.template_faces) / h**2
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -314,7 +332,7 @@ def optimise(views: Views, cameras: list[Camera], cfg: ReconstructConfig | None 
         deform = 0.45 * grid.cell_size * torch.tanh(deform_raw)
     return Reconstruction(grid, sdf.detach(), None if msdf is None else msdf.detach(),
                           deform.detach(), history, time.perf_counter() - t0,
-                          None if color is None else color.detach())
+                          None if color is None else color.detach(), cfg.min_opening)
 
 
 def reconstruct(views: Views, cameras: list[Camera], cfg: ReconstructConfig | None = None,

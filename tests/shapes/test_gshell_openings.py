@@ -1,0 +1,96 @@
+"""Minimum opening size and mSDF smoothness: known answers on analytic SDF + mSDF fields."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from shapes.gshell import build_tet_grid, extract_gshell
+from shapes.gshell.extract import close_small_openings
+from shapes.gshell.reconstruct import msdf_dirichlet
+
+RES, R, H = 24, 0.6, 0.0137  # cell 1/12; the small hole and flake span ~2 cells
+
+
+def _loops(mesh) -> list[float]:
+    e = np.sort(np.asarray(mesh.edges), axis=1)
+    u, c = np.unique(e, axis=0, return_counts=True)
+    b = u[c == 1]
+    import trimesh
+
+    comps = trimesh.graph.connected_components(b, min_len=1)
+    v = np.asarray(mesh.vertices)
+    out = []
+    for comp in comps:
+        s = set(int(i) for i in comp)
+        sel = np.array([a in s for a in b[:, 0]])
+        out.append(float(np.linalg.norm(v[b[sel, 0]] - v[b[sel, 1]], axis=1).sum()))
+    return sorted(out)
+
+
+def _fields():
+    g = build_tet_grid(RES, dtype=torch.float64)
+    p = g.vertices
+    sdf = p.norm(dim=1) - R
+    bottom = torch.tensor([0.0, 0.0, -R], dtype=torch.float64)
+    top = torch.tensor([0.0, 0.0, R], dtype=torch.float64)
+    # keep z < h (a hemisphere opening upwards), punch a small hole at the bottom pole and
+    # leave a small flake at the top pole
+    msdf = torch.minimum(H - p[:, 2], (p - bottom).norm(dim=1) - 0.13)
+    msdf = torch.maximum(msdf, 0.13 - (p - top).norm(dim=1))
+    return g, sdf, msdf
+
+
+def test_small_hole_and_flake_are_removed_big_opening_kept():
+    g, sdf, msdf = _fields()
+    raw = extract_gshell(g, sdf, msdf).to_trimesh()
+    raw.merge_vertices()
+    assert len(_loops(raw)) == 3  # the rim, the hole, the flake
+    out = extract_gshell(g, sdf, msdf, min_opening=100).to_trimesh()
+    out.merge_vertices()
+    loops = _loops(out)
+    assert len(loops) == 1
+    assert loops[0] == pytest.approx(2 * math.pi * math.sqrt(R**2 - H**2), rel=0.06)
+    assert out.area == pytest.approx(2 * math.pi * R * (R + H), rel=0.02)  # the lower half
+    assert float(out.vertices[:, 2].max()) <= H + 1e-9
+
+
+def test_filter_sizes_and_identity_cases():
+    g, sdf, msdf = _fields()
+    shell = extract_gshell(g, sdf, msdf)
+    tm, tf = shell.template_msdf, shell.template_faces
+    # the hole and the flake hold a few dozen template vertices each, the halves ~1.5k
+    neg_small = int(((tm <= 0) & (shell.template_vertices[:, 2] < 0)).sum())
+    pos_small = int(((tm > 0) & (shell.template_vertices[:, 2] > H)).sum())
+    assert 10 <= neg_small < 100 and 10 <= pos_small < 100
+    out = close_small_openings(tf, tm, 100)
+    flipped = (out > 0) != (tm > 0)
+    assert int(flipped.sum()) == neg_small + pos_small
+    assert torch.equal(out[~flipped], tm[~flipped])
+    assert torch.equal(out[flipped].abs(), tm[flipped].abs())  # sign flips, size kept
+    assert torch.equal(close_small_openings(tf, tm, 0), tm)
+    assert torch.equal(close_small_openings(tf, tm, 2), tm)  # no single-vertex regions here
+    # all positive (watertight): nothing to close, and the one piece is not a flake
+    assert torch.equal(close_small_openings(tf, tm.abs() + 1e-3, 10**6), tm.abs() + 1e-3)
+
+
+def test_filter_keeps_gradients_of_unflipped_values():
+    g, sdf, msdf = _fields()
+    msdf = msdf.clone().requires_grad_(True)
+    shell = extract_gshell(g, sdf, msdf, min_opening=100)
+    shell.vertices.sum().backward()
+    assert msdf.grad is not None and float(msdf.grad.abs().sum()) > 0
+
+
+def test_msdf_dirichlet_known_values():
+    faces = torch.tensor([[0, 1, 2]])
+    m = torch.tensor([0.0, 1.0, 3.0], requires_grad=True)
+    e = msdf_dirichlet(m, faces)
+    assert float(e.detach()) == pytest.approx((1 + 4 + 9) / 3)
+    e.backward()
+    # d/dm_i of mean((m_a - m_b)^2) over the 3 edges
+    assert torch.allclose(m.grad, torch.tensor([-8.0, -2.0, 10.0]) / 3)
+    assert float(msdf_dirichlet(torch.full((3,), 0.7), faces)) == 0.0
