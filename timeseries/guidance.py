@@ -129,7 +129,7 @@ def missing_mask(length: int, context: int, scenario: str, fraction: float = 0.5
 def guided_forecast(denoiser: torch.nn.Module, obs: torch.Tensor, mask: torch.Tensor,
                     num_samples: int = 100, guidance: str = "quantile", scale: float = 2.0,
                     sampler: str = "ddpm", steps: int | None = None, seeds: list[int] | None = None,
-                    chunk: int = 400) -> torch.Tensor:
+                    chunk: int = 400, precision: str = "32") -> torch.Tensor:
     """Self-guided samples of whole windows for scaled observations (TSDiff Alg. 1).
 
     Args:
@@ -143,6 +143,8 @@ def guided_forecast(denoiser: torch.nn.Module, obs: torch.Tensor, mask: torch.Te
         steps: sampling steps; default all training steps for DDPM, 10 for DDIM.
         seeds: one seed per window (sample j of window k draws from seed*1000003 + j).
         chunk: rows (windows x samples) denoised together.
+        precision: ``"32"`` or ``"bf16"`` (the backbone's dense layers under bfloat16 autocast;
+            FFTs, norms, sampler state and guidance energies stay float32).
 
     Returns:
         Samples [S, num_samples, C, L].
@@ -151,6 +153,8 @@ def guided_forecast(denoiser: torch.nn.Module, obs: torch.Tensor, mask: torch.Te
         raise ConfigError(f"unknown guidance {guidance!r}; valid: {GUIDANCE}")
     if sampler not in ("ddpm", "ddim"):
         raise ConfigError(f"unknown forecast sampler {sampler!r}; valid: ddpm, ddim")
+    if precision not in ("32", "bf16"):
+        raise ConfigError(f"unknown forecast precision {precision!r}; valid: 32, bf16")
     steps = steps or (denoiser.num_steps if sampler == "ddpm" else 10)
     # float32 sigmas: the core samplers promote x to the sigmas' dtype (append_dims makes them
     # non-scalar), and the backbone runs in float32
@@ -171,8 +175,9 @@ def guided_forecast(denoiser: torch.nn.Module, obs: torch.Tensor, mask: torch.Te
         else:
             energy = quantile_energy(o, m, q) if guidance == "quantile" else mse_energy(o, m)
             denoise = self_guidance(denoiser, energy, scale, sigmas, sampler)
-        if sampler == "ddpm":
-            out.append(sample_ddpm(denoise, x, sigmas, generator=gens))
-        else:
-            out.append(sample_ddim(denoise, x, sigmas, generator=gens, eta=0.0))
+        with torch.autocast(obs.device.type, torch.bfloat16, enabled=precision == "bf16"):
+            if sampler == "ddpm":
+                out.append(sample_ddpm(denoise, x, sigmas, generator=gens))
+            else:
+                out.append(sample_ddim(denoise, x, sigmas, generator=gens, eta=0.0))
     return torch.cat(out).reshape(obs.shape[0], num_samples, *obs.shape[1:])

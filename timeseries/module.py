@@ -14,7 +14,7 @@ from torch import nn
 from common.denoiser import EpsDenoiser
 from common.noise import DiscreteSchedule, linear_betas
 
-from .s4 import S4DLayer
+from .s4 import GatedTanh, S4DLayer, dense
 
 
 class SinusoidalEmbedding(nn.Module):
@@ -32,7 +32,11 @@ class SinusoidalEmbedding(nn.Module):
 
 
 class ResidualBlock(nn.Module):
-    """S4 block: step embedding added, S4 layer, gated tanh * sigmoid, residual + skip outputs."""
+    """S4 block: step embedding added, S4 layer, gated tanh * sigmoid, residual + skip outputs.
+
+    Activations are channels-outermost [H, B, L]; the parameters are ``nn.Linear``s applied by
+    ``dense`` (the same state dict as the channels-last layout of earlier rounds).
+    """
 
     def __init__(self, hidden: int, state: int = 32, dropout: float = 0.0) -> None:
         super().__init__()
@@ -41,9 +45,8 @@ class ResidualBlock(nn.Module):
         self.out = nn.Linear(hidden, 2 * hidden)
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.s4(x + self.step(emb)[:, None])
-        h = torch.tanh(h) * torch.sigmoid(h)
-        res, skip = self.out(h).chunk(2, dim=-1)
+        h = GatedTanh.apply(self.s4(x + self.step(emb).t()[:, :, None]))
+        res, skip = dense(self.out, h).chunk(2, dim=0)
         return x + res, skip
 
 
@@ -73,13 +76,13 @@ class TSDiffBackbone(nn.Module):
         self.init_skip = init_skip
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: Any = None) -> torch.Tensor:
-        h = self.input(x.transpose(1, 2))  # [B, L, H]: channels last for the dense layers
+        h = torch.relu(dense(self.input[0], x.transpose(0, 1)))  # [H, B, L] throughout
         emb = self.step_mlp(self.embed(t))
         skips = 0.0
         for block in self.blocks:
             h, s = block(h, emb)
             skips = skips + s
-        out = self.output(skips).transpose(1, 2)
+        out = dense(self.output[2], torch.relu(dense(self.output[0], skips))).transpose(0, 1)
         return out + x if self.init_skip else out
 
 
