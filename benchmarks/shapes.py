@@ -35,7 +35,13 @@ MESHES = ["common-3d-test-models/cow.obj", "common-3d-test-models/fandisk.obj",
           "mesh_to_sdf/chair.obj", "common-3d-test-models/spot.obj"]
 
 
-def codec_rows(data: Path, res: int, top_k: int) -> tuple[list[str], float]:
+# (levels, latent size) per grid: the dense part's coefficients in 2^levels-voxel cells and a
+# latent whose cells are ~0.125 unit-cube wide (WaLa: 3 levels, 12^3 latent at 256^3)
+GEOMETRY = {32: (1, 12), 64: (2, 14), 128: (3, 16), 256: (3, 12)}
+
+
+def codec_rows(data: Path, res: int, top_k: int, limit: int | None = None
+               ) -> tuple[list[str], float]:
     from shapes.mesh_io import load_mesh
     from shapes.metrics import chamfer_distance, sample_surface, volumetric_iou
     from shapes.sdf import SDFConfig, mesh_to_sdf, sdf_to_mesh
@@ -44,7 +50,7 @@ def codec_rows(data: Path, res: int, top_k: int) -> tuple[list[str], float]:
     acc: dict[str, list] = {"full": [], "dense": [], f"top{top_k}": []}
     floor = []
     sdf_secs = []
-    for rel in MESHES:
+    for rel in MESHES[:limit]:
         mesh = load_mesh(data / rel)
         t0 = time.perf_counter()
         sdf, _ = mesh_to_sdf(mesh, SDFConfig(resolution=res))
@@ -63,9 +69,9 @@ def codec_rows(data: Path, res: int, top_k: int) -> tuple[list[str], float]:
     for name, vals in acc.items():
         iou, cd, nb = (np.nanmean([v[i] for v in vals]) for i in range(3))
         rows.append(f"| {res}^3 | {name} | {iou:.4f} | {cd:.5f} | {nb / 1024:.0f} KiB | "
-                    f"{dense_bytes / nb:.1f}x |")
+                    f"{dense_bytes / nb:.1f}x | {len(vals)} |")
     rows.append(f"| {res}^3 | (Chamfer floor: same mesh, two 5000-point samples) | | "
-                f"{np.mean(floor):.5f} | | |")
+                f"{np.mean(floor):.5f} | | | |")
     return rows, float(np.mean(sdf_secs))
 
 
@@ -185,11 +191,34 @@ def synthetic_rows(run: Path, n_points: int) -> list[str]:
             cands["Poisson (true normals)"] = poisson(pts, nrm, 8)
         except ImportError:
             pass
-        for w in (1.0, 2.0):
+        for w, refine in ((1.0, 0), (2.0, 0), (2.0, 60)):
+            model.config.refine_steps = refine
             z = model.sample_latents(1, pts, 0, guidance=w, progress=False)
-            cands[f"ours (WaLa, point cond., CFG w={w:g})"] = model.decode(z)
+            extra = f" + {refine} refinement steps" if refine else ""
+            cands[f"ours (WaLa, point cond., CFG w={w:g}{extra})"] = model.decode(z)
         score_candidates(cands, gt, ref, res, methods)
     return method_rows(methods)
+
+
+def generation_rows(run: Path) -> list[str]:
+    """The run's unconditional generation metrics next to its training-set baselines."""
+    import json
+
+    m = json.loads((run / "metrics.json").read_text())
+    gen, base = m.get("generation", {}), m.get("generation_baselines", {})
+    rows = ["", f"## 2c. Unconditional generation vs {gen.get('n_reference')} held-out SYNTHETIC "
+            "shapes (PointFlow metrics, squared-L2 Chamfer)", "",
+            "| set | n | MMD-CD (lower better) | COV-CD (higher) | 1-NNA (0.5 best) |",
+            "|---|---|---|---|---|"]
+    if "mmd_cd" in gen:
+        rows.append(f"| ours (WaLa samples, {gen['n_empty']} empty) | {gen['n_generated']} | "
+                    f"{gen['mmd_cd']:.4f} | {gen['cov_cd']:.2f} | {gen['1nna_cd']:.3f} |")
+    for key, name in (("train", "random training shapes (the memorise ceiling)"),
+                      ("ae", "their autoencoder reconstructions")):
+        if f"{key}_mmd_cd" in base:
+            rows.append(f"| {name} | {base['n']} | {base[f'{key}_mmd_cd']:.4f} | "
+                        f"{base[f'{key}_cov_cd']:.2f} | {base[f'{key}_1nna_cd']:.3f} |")
+    return rows
 
 
 def generation_seconds(res: int, n: int = 2) -> float:
@@ -198,7 +227,8 @@ def generation_seconds(res: int, n: int = 2) -> float:
     from shapes.model import ShapeModel
 
     torch.manual_seed(0)
-    model = ShapeModel(resolution=res, latent_size={128: 8, 256: 12}.get(res, 6))
+    levels, latent = GEOMETRY.get(res, (3, 12))
+    model = ShapeModel(resolution=res, levels=levels, latent_size=latent)
     model.fitted = True
     model.sample(1, seed=0, progress=False)  # warm-up
     t0 = time.perf_counter()
@@ -211,6 +241,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=str(here.parents[1] / "shared" / "data" / "shapes"))
     p.add_argument("--res", type=int, nargs="+", default=[64, 128])
+    p.add_argument("--codec-only-res", type=int, nargs="*", default=[],
+                   help="grids for the codec rows and SDF timing only (e.g. 256)")
+    p.add_argument("--codec-limit", type=int, default=2, help="meshes for --codec-only-res")
     p.add_argument("--top-k", type=int, default=20000)
     p.add_argument("--points", type=int, default=2048)
     p.add_argument("--model", default=None, help="a point-conditioned ShapeModel checkpoint")
@@ -227,11 +260,14 @@ def main() -> None:
              "5 % padding; TSDF truncated at 0.1. IoU: occupancy (SDF < 0) on the grid. Chamfer: "
              "L1, sum of the two directional means, 5000 surface points, unit-cube units.", "",
              "## 1. Wavelet codec (bior6.8, 3 levels, symmetric), no learning", "",
-             "| grid | kept | IoU | Chamfer-L1 | bytes/shape | compression vs float32 grid |",
-             "|---|---|---|---|---|---|"]
+             "| grid | kept | IoU | Chamfer-L1 | bytes/shape | compression vs float32 grid "
+             "| meshes |", "|---|---|---|---|---|---|---|"]
     sdf_secs = {}
     for res in args.res:
         rows, sdf_secs[res] = codec_rows(data, res, args.top_k)
+        lines += rows
+    for res in args.codec_only_res:
+        rows, sdf_secs[res] = codec_rows(data, res, args.top_k, args.codec_limit)
         lines += rows
     lines += ["", "`full` = whole tree; `dense` = coarse + coarsest detail sub-bands only "
               f"(what our latent model reconstructs); `top{args.top_k}` = dense + the "
@@ -260,13 +296,17 @@ def main() -> None:
                   "Poisson on the same points; IoU on the model's grid.", "",
                   "| method | IoU | Chamfer-L1 | shapes |", "|---|---|---|---|"]
         lines += synthetic_rows(run, args.points)
+        lines += generation_rows(run)
         lines += ["", "## 1b. Real meshes through the trained autoencoder (out of domain)", "",
                   "| model grid | path | IoU | Chamfer-L1 |", "|---|---|---|---|"]
         lines += autoencoder_rows(data, str(run / "checkpoints" / "model.pt"))
-    lines += ["", "## 3. Timings on this CPU", "", "| grid | SDF preprocessing s/mesh | "
-              "generation s/mesh (8 Heun steps, batch 2) |", "|---|---|---|"]
-    for res in args.res:
-        lines.append(f"| {res}^3 | {sdf_secs[res]:.2f} | {generation_seconds(res):.2f} |")
+    lines += ["", "## 3. Timings on this CPU", "", "| grid | wavelet levels, latent | SDF "
+              "preprocessing s/mesh | generation s/mesh (8 Heun steps, batch 2) |",
+              "|---|---|---|---|"]
+    for res in list(args.res) + list(args.codec_only_res):
+        levels, latent = GEOMETRY.get(res, (3, 12))
+        lines.append(f"| {res}^3 | {levels}, {latent}^3 x 4 | {sdf_secs[res]:.2f} | "
+                     f"{generation_seconds(res):.2f} |")
     lines += ["", "WaLa reports 2.5-4 s per shape on an A100 at 256^3 (with its billion-parameter "
               "model). Our generation timing uses the default (small) network with untrained "
               "weights; it measures the pipeline's cost, not quality.", "",

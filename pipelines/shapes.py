@@ -243,6 +243,8 @@ def evaluate(cfg: ShapesConfig, run: RunDir) -> None:
         out.update({"mmd_cd": M.mmd_cd(valid, ref_pts), "cov_cd": M.cov_cd(valid, ref_pts),
                     "1nna_cd": M.one_nna(valid, ref_pts)})
     run.write_metrics(out, section="generation")
+    run.write_metrics(_baseline_metrics(cfg, run, ref_pts, len(gens)),
+                      section="generation_baselines")
     run.write_metrics(_codec_metrics(run), section="holdout_codec")
     cond_dir = run.samples / "conditional"
     if cond_dir.is_dir():
@@ -266,6 +268,36 @@ def evaluate(cfg: ShapesConfig, run: RunDir) -> None:
         summary["f_score_threshold"] = e.fscore_threshold
         summary["chamfer"] = "L1, sum of the two directional means, unit-cube units"
         run.write_metrics(summary, section="point_cloud_reconstruction")
+
+
+def _baseline_metrics(cfg: ShapesConfig, run: RunDir, ref_pts: list, n: int) -> dict[str, Any]:
+    """The same generation metrics for two references drawn from the TRAINING set.
+
+    ``train``: ``n`` training shapes picked at random (marching cubes of their true TSDF on the
+    model's grid): a model that memorises its training set perfectly scores this, the ceiling a
+    generator of a small family can reach against held-out shapes. ``ae``: the autoencoder's
+    reconstructions of the same shapes: what a perfect latent prior would score through this
+    decoder.
+    """
+    from shapes import metrics as M
+    from shapes.model import ShapeModel
+
+    e = cfg.evaluate
+    data = _load_npz(run.path / "data" / "train.npz", "prepare")
+    rng = np.random.default_rng(cfg.sample.seed)
+    pick = rng.choice(len(data["sdf"]), min(n, len(data["sdf"])), replace=False)
+    model = ShapeModel.load(run.checkpoints / "model.pt")
+    dense = model.dense_parts(data["sdf"][pick])
+    grids = {"train": data["sdf"][pick], "ae": model.decode_sdf(model.latents_from_dense(dense))}
+    out: dict[str, Any] = {"n": len(pick)}
+    for key, gs in grids.items():
+        pts = [p for i, g in enumerate(gs) if (p := _surface(_mc(g, cfg), e.n_points, i))
+               is not None]
+        if pts:
+            out.update({f"{key}_mmd_cd": M.mmd_cd(pts, ref_pts),
+                        f"{key}_cov_cd": M.cov_cd(pts, ref_pts),
+                        f"{key}_1nna_cd": M.one_nna(pts, ref_pts)})
+    return out
 
 
 def _codec_metrics(run: RunDir) -> dict[str, float]:
@@ -316,13 +348,20 @@ def export(cfg: ShapesConfig, run: RunDir) -> None:
             titles = [t for p in files[:k // 2] for t in (f"{p.stem} (truth)", "from points")]
         images.append(render_preview(show, run.plots / f"{group}.png", titles=titles,
                                      views=((25, 35), (25, 145))))
+    train = _load_npz(run.path / "data" / "train.npz", "prepare")  # what samples should resemble
+    k = cfg.export.previews
+    images.append(render_preview([_mc(g, cfg) for g in train["sdf"][:k]],
+                                 run.plots / "training_shapes.png",
+                                 titles=[f"{Path(str(n)).stem} (train)"
+                                         for n in train["names"][:k]],
+                                 views=((25, 35), (25, 145))))
     metrics = run.metrics()
     info = json.loads((run.path / "data" / "info.json").read_text())
     text = [f"Data: {info['source']}; {info['n_train']} training and {info['n_holdout']} "
             f"held-out shapes; {len(info['rejected'])} files rejected.", "",
             "| section | metric | value |", "|---|---|---|"]
-    for section in ("generation", "point_cloud_reconstruction", "holdout_codec", "sampling",
-                    "train"):
+    for section in ("generation", "generation_baselines", "point_cloud_reconstruction",
+                    "holdout_codec", "sampling", "train"):
         for key, val in metrics.get(section, {}).items():
             v = f"{val:.4g}" if isinstance(val, float) else str(val)
             text.append(f"| {section} | {key} | {v} |")

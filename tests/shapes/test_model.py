@@ -96,14 +96,32 @@ def test_autoencoder_sdf_loss_is_zero_at_the_input_and_grows_with_error():
     lo, hi = synthesis_matrices(24, model.codec)
     assert torch.allclose(ae.synth_lo, torch.from_numpy(lo).float())
     x0 = torch.randn(2, *ae.embed.weight.shape[1:2], ae.dense_size, ae.dense_size, ae.dense_size)
-    ae.forward = lambda x: x  # a perfect autoencoder: only the occupancy term's entropy remains
+    zero_kl = torch.zeros(2)
+    # a perfect autoencoder: only the occupancy term's entropy remains
+    ae.reconstruct = lambda x, g=None: (x, zero_kl)
     perfect = ae.loss(x0)
-    ae.forward = lambda x: x + 0.3
+    ae.reconstruct = lambda x, g=None: (x + 0.3, zero_kl)
     worse = ae.loss(x0)
     assert (worse > perfect).all()
     ae.sdf_weight = ae.occupancy_weight = 0.0
-    ae.forward = lambda x: x
+    ae.reconstruct = lambda x, g=None: (x, zero_kl)
     torch.testing.assert_close(ae.loss(x0), torch.zeros(2))
+
+
+def test_variational_kl_is_the_gaussian_closed_form():
+    """KL(N(m, e^lv) || N(0, 1)) = (m^2 + e^lv - 1 - lv) / 2 per entry; zero at the prior."""
+    model = ShapeModel(**{**TINY, "ae_kl_weight": 1.0})
+    ae = model.autoencoder
+    x = torch.randn(2, 8, ae.dense_size, ae.dense_size, ae.dense_size)
+    shape = (2, ae.latent_channels) + (ae.latent_size,) * 3
+    m, lv = torch.full(shape, 0.5), torch.full(shape, -1.0)
+    ae.moments = lambda x: (m, lv)
+    _, kl = ae.reconstruct(x, torch.Generator().manual_seed(0))
+    expected = 0.5 * (0.25 + np.exp(-1.0) - 1 + 1.0)
+    torch.testing.assert_close(kl, torch.full((2,), expected, dtype=torch.float32))
+    ae.moments = lambda x: (torch.zeros(shape), torch.zeros(shape))
+    torch.testing.assert_close(ae.reconstruct(x)[1], torch.zeros(2))
+    assert ShapeModel(**TINY, ae_kl_weight=0.0).autoencoder.moments(x)[1] is None
 
 
 def test_cosine_schedule_warms_up_then_decays_to_zero():
