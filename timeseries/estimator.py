@@ -26,7 +26,7 @@ from common.training import DiffusionModule, TrainerConfig, make_trainer
 
 from .dataset import check_freq, entry_arrays, validate_entries
 from .guidance import PAPER_SCALES, guided_forecast, missing_mask
-from .module import tsdiff_denoiser
+from .module import compile_backbone, tsdiff_denoiser
 from .windows import default_lags, forecast_window, mean_scale, sample_training_windows
 
 KIND = "timeseries/tsdiff"
@@ -55,16 +55,21 @@ class TSDiffConfig:
     sampler: str = "ddpm"
     sampling_steps: int | None = None
     precision: str = "32"
+    compile: bool = False
 
     @property
     def length(self) -> int:
         return self.context_length + self.prediction_length
 
     def build(self) -> torch.nn.Module:
-        return tsdiff_denoiser(1 + len(self.lags), self.hidden, self.blocks,
-                               self.diffusion_steps, self.beta_start, self.beta_end,
-                               step_emb=self.step_emb, state=self.state,
-                               init_skip=self.init_skip, dropout=self.dropout)
+        """A fresh denoiser; with ``compile`` its backbone runs through ``torch.compile``."""
+        den = tsdiff_denoiser(1 + len(self.lags), self.hidden, self.blocks,
+                              self.diffusion_steps, self.beta_start, self.beta_end,
+                              step_emb=self.step_emb, state=self.state,
+                              init_skip=self.init_skip, dropout=self.dropout)
+        if self.compile:
+            compile_backbone(den.backbone)
+        return den
 
 
 class WindowBatches(torch.utils.data.Dataset):
@@ -104,7 +109,9 @@ class TSDiffEstimator:
         trainer: Lightning settings (``max_steps``, devices, ...).
         checkpoint_dir: where ``last.ckpt`` lives; training resumes from it.
         seed: training seed.
-        **model: backbone sizes (``hidden``, ``blocks``, ``state``, ``init_skip``, ``dropout``).
+        **model: backbone sizes (``hidden``, ``blocks``, ``state``, ``init_skip``, ``dropout``),
+            ``precision`` ("32" or "bf16" forecasts) and ``compile`` (torch.compile, eager
+            fallback).
     """
 
     def __init__(self, freq: str, prediction_length: int, context_length: int | None = None,
