@@ -158,6 +158,19 @@ class GlobalMotionPredictor(nn.Module):
         return self.net(x_local)
 
 
+class LatentStyleClassifier(nn.Module):
+    """Style label logits [B, K] from an AE latent [B, L, T/4] (the auxiliary classifier term)."""
+
+    def __init__(self, latent: int, hidden: int, n_styles: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(_conv(latent, hidden), nn.LeakyReLU(0.2),
+                                 _conv(hidden, hidden, 4, 2), nn.LeakyReLU(0.2))
+        self.head = nn.Linear(hidden, n_styles)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.head(self.net(z).mean(-1))
+
+
 def n_params(module: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad)

@@ -29,6 +29,7 @@ from .model import (
     ContentEncoder,
     Generator,
     GlobalMotionPredictor,
+    LatentStyleClassifier,
     MotionAutoencoder,
     StyleEncoder,
     kl_normal,
@@ -111,13 +112,18 @@ class StylizerModule(pl.LightningModule):
                  generator: Generator, *, supervised: bool = True, lr: float = 2e-4,
                  w_rec: float = 1.0, w_swap: float = 1.0, w_cycle: float = 0.5,
                  w_kl: float = 1e-2, w_kl_pair: float = 1e-2, w_kl_label: float = 0.0,
-                 w_feat: float = 1.0, label_dropout: float = 0.2) -> None:
+                 w_feat: float = 1.0, label_dropout: float = 0.2, w_style_cls: float = 0.0,
+                 n_styles: int = 0) -> None:
         super().__init__()
         self.ae = ae.requires_grad_(False)
         self.content, self.style, self.generator = content, style, generator
+        self.critic = None
+        if supervised and w_style_cls > 0 and n_styles > 1:
+            hidden = generator.inp.out_channels
+            self.critic = LatentStyleClassifier(generator.out.out_channels, hidden, n_styles)
         self.supervised, self.lr, self.label_dropout = supervised, lr, label_dropout
         self.w = dict(rec=w_rec, swap=w_swap, cycle=w_cycle, kl=w_kl, kl_pair=w_kl_pair,
-                      kl_label=w_kl_label, feat=w_feat)
+                      kl_label=w_kl_label, feat=w_feat, style_cls=w_style_cls, critic=1.0)
 
     def _sample(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
         return mu + torch.randn_like(mu) * (0.5 * logvar).exp()
@@ -135,6 +141,20 @@ class StylizerModule(pl.LightningModule):
         drop = torch.rand(lab.shape, device=lab.device) < self.label_dropout
         lab[drop] = self.style.n_styles
         return lab
+
+    def _style_terms(self, z1: torch.Tensor, lab1: torch.Tensor, m_to_n: torch.Tensor,
+                     lab_n: torch.Tensor, n_to_m: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Auxiliary classifier (StarGAN, Choi et al. 2018, Eq. 2-3) on latents.
+
+        The critic learns the labels of real latents; the hetero-style outputs must be
+        classified as the style they were given (through frozen critic weights).
+        """
+        ce = torch.nn.functional.cross_entropy
+        frozen = {k: v.detach() for k, v in self.critic.named_parameters()}
+        fake = torch.cat([n_to_m, m_to_n])
+        logits = torch.func.functional_call(self.critic, frozen, (fake,))
+        return {"critic": ce(self.critic(z1.detach()), lab1),
+                "style_cls": ce(logits, torch.cat([lab1, lab_n]))}
 
     def losses(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """All GenMoStyle terms for one batch (see the module docstring)."""
@@ -159,6 +179,8 @@ class StylizerModule(pl.LightningModule):
             mu_b, lv_b = self.style(n_to_m, lab)
             cyc = self.generator(self.content(m_to_n), self._sample(mu_b, lv_b))
             out["cycle"] = self._rec(cyc, z1, x1)
+            if self.critic is not None:
+                out.update(self._style_terms(z1, batch["label"], m_to_n, lab_n_raw, n_to_m))
         out["kl"] = kl_normal(mu1, lv1).mean()
         out["kl_pair"] = 0.5 * (kl_normal(mu1, lv1, mu2, lv2)
                                 + kl_normal(mu2, lv2, mu1, lv1)).mean()
@@ -170,7 +192,7 @@ class StylizerModule(pl.LightningModule):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         parts = self.losses(batch)
         loss = sum(self.w[k] * v for k, v in parts.items())
-        self.log_dict({k: v for k, v in parts.items() if k in ("rec", "swap", "kl")},
+        self.log_dict({k: v for k, v in parts.items() if k in ("rec", "swap", "kl", "style_cls")},
                       prog_bar=True, batch_size=len(batch["x1"]))
         return loss
 

@@ -58,3 +58,18 @@ def test_rerun_is_a_no_op_and_stylize_command(run_dir, tmp_path, capsys):
     assert main(bad) == 2
     err = capsys.readouterr().err
     assert "unknown style label 'sleepy'" in err and "tired" in err
+
+
+def test_default_config_is_the_paper_setting():
+    """The non-demo default is GenMoStyle's: 160-frame windows at 30 fps, ~19 M parameters."""
+    from motion.procedural import STYLES, skeleton_template
+    from motion.stylizer import Stylizer
+    from pipelines.motion import VERTICAL, MotionConfig, _stylizer_config
+
+    cfg = _stylizer_config(MotionConfig())
+    assert (cfg.window, cfg.fps) == (160, 30.0) and MotionConfig().data.n_frames >= cfg.window
+    model = Stylizer(cfg)
+    model.template, model.styles = skeleton_template(), list(STYLES)
+    model._build()
+    assert 15e6 < model.n_parameters < 24e6              # GenMoStyle reports ~19 M
+    assert VERTICAL.demo_overrides["model.window"] < cfg.window   # the demo stays small

@@ -77,3 +77,27 @@ def test_pairs_reject_mismatched_lengths(bad):
     feats, labels = _clips(1, 2)
     with pytest.raises(ValueError, match="one entry per clip"):
         WindowPairs(feats, bad.get("labels", labels), 8, 4, groups=bad.get("groups"))
+
+
+def test_style_classifier_term_trains_critic_on_real_and_generator_on_fake():
+    torch.manual_seed(0)
+    dim, lat = 6, 8
+    module = StylizerModule(MotionAutoencoder(dim, 16, lat), ContentEncoder(lat, 16, 8, 1),
+                            StyleEncoder(lat, 16, 4, n_styles=3), Generator(8, lat, 16, 4, 1),
+                            w_style_cls=0.5, n_styles=3)
+    batch = {"x1": torch.randn(4, dim, 32), "x2": torch.randn(4, dim, 32),
+             "xs": torch.randn(4, dim, 32), "xn": torch.randn(4, dim, 32),
+             "label": torch.tensor([0, 1, 2, 1]), "label_n": torch.tensor([1, 0, 0, 2])}
+    parts = module.losses(batch)
+    critic = list(module.critic.parameters())
+    gen = list(module.generator.parameters())
+    g_fake = torch.autograd.grad(parts["style_cls"], critic + gen, allow_unused=True)
+    assert all(g is None for g in g_fake[:len(critic)])          # critic frozen on fakes
+    assert any(g is not None and g.abs().sum() > 0 for g in g_fake[len(critic):])
+    g_real = torch.autograd.grad(parts["critic"], critic + gen, allow_unused=True)
+    assert all(g is None for g in g_real[len(critic):])          # real term: critic only
+    # unsupervised: no critic
+    plain = StylizerModule(MotionAutoencoder(dim, 16, lat), ContentEncoder(lat, 16, 8, 1),
+                           StyleEncoder(lat, 16, 4), Generator(8, lat, 16, 4, 1),
+                           supervised=False, w_style_cls=0.5, n_styles=3)
+    assert plain.critic is None and "style_cls" not in plain.losses(batch)
