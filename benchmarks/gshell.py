@@ -90,10 +90,14 @@ def main() -> None:
     ap.add_argument("--image-size", type=int, default=80)
     ap.add_argument("--jobs", type=int, default=1, help="meshes reconstructed in parallel "
                     "(one CPU thread each)")
+    ap.add_argument("--only", nargs="*", default=None, metavar="NAME",
+                    help="meshes whose path contains one of these names (default: all)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "gshell.md"))
     args = ap.parse_args()
     torch.set_num_threads(1)
     meshes = ([OPEN[0], CLOSED[0]] if args.quick else OPEN + CLOSED)
+    if args.only:
+        meshes = [m for m in meshes if any(k in m for k in args.only)]
     iters = 60 if args.quick else args.iterations
     renderer = get_renderer("auto")
     job = (args.resolution, iters, args.n_views, args.image_size)
@@ -114,8 +118,9 @@ def main() -> None:
         "sum of both mean nearest-neighbour distances over 10k surface samples (lower is "
         "better), NC = normal consistency, F = F-score at 0.02. `boundary edges` = those of "
         "the result (target's in brackets); since that count grows with the mesh resolution "
-        "(the target's meshes are finer than a 24^3 tet grid), `loops` (boundary loops) and "
-        "`length` (their total length, unit cube) compare the openings themselves. The UDF "
+        f"(the target's meshes are finer than a {args.resolution}^3 tet grid), `loops` "
+        "(boundary loops) and `length` (their total length, unit cube) compare the openings "
+        "themselves. The UDF "
         "baseline meshes the unsigned distance to the back-projected depth points at an "
         "iso-level of one or half a grid cell (no "
         "optimisation, so its seconds are not comparable; at half a cell the grid starts to "

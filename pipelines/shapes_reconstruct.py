@@ -33,6 +33,8 @@ def _add_arguments(p: Any) -> None:
     p.add_argument("--iterations", type=int, default=300)
     p.add_argument("--views-per-step", type=int, default=4)
     p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--min-opening", type=int, default=16, metavar="N",
+                   help="close openings / drop pieces below N template vertices (0: keep all)")
     p.add_argument("--renderer", choices=("auto", "deodr", "nvdiffrast"), default="auto")
     p.add_argument("--formats", default="obj,ply,glb", help="comma list of obj, ply, glb")
     p.add_argument("--seed", type=int, default=0)
@@ -66,7 +68,7 @@ def _handler(args: Any) -> int:
         views, cams = load_views(args.views)
     cfg = ReconstructConfig(mode=args.mode, resolution=args.resolution,
                             iterations=args.iterations, views_per_step=args.views_per_step,
-                            lr=args.lr, seed=args.seed)
+                            lr=args.lr, min_opening=args.min_opening, seed=args.seed)
     t0 = time.perf_counter()
     mesh = reconstruct(views, cams, cfg, renderer)
     seconds = time.perf_counter() - t0

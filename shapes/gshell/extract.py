@@ -240,7 +240,7 @@ def close_small_openings(faces: torch.Tensor, msdf: torch.Tensor, min_vertices: 
 
 def extract_gshell(grid: TetGrid, sdf: torch.Tensor, msdf: torch.Tensor | None = None,
                    deform: torch.Tensor | None = None, attrs: torch.Tensor | None = None,
-                   min_opening: int = 0) -> GShellMesh:
+                   min_opening: int = 0, cut_grad: bool = True) -> GShellMesh:
     """Extract a G-Shell surface from per-vertex SDF, mSDF and deformation on a tet grid.
 
     Args:
@@ -254,6 +254,9 @@ def extract_gshell(grid: TetGrid, sdf: torch.Tensor, msdf: torch.Tensor | None =
         min_opening: when > 1, openings and kept pieces smaller than this many template
             vertices are removed first (:func:`close_small_openings`; no gradient through the
             flipped values).
+        cut_grad: when False the cut vertices do not pass gradients to the mSDF (the
+            ``template_msdf`` still does): losses on the open surface then move the SDF and the
+            deformation only, and the mSDF is left to its own regularisers.
 
     Returns:
         A :class:`GShellMesh` with the open surface and its template.
@@ -272,6 +275,6 @@ def extract_gshell(grid: TetGrid, sdf: torch.Tensor, msdf: torch.Tensor | None =
     else:
         if min_opening > 1:
             tm = close_small_openings(tf, tm, min_opening)
-        v, f, b = cut_by_msdf(tv, tf, tm)
+        v, f, b = cut_by_msdf(tv, tf, tm if cut_grad else tm.detach())
     extra = v[:, 3:] if attrs is not None else None
     return GShellMesh(v[:, :3], f, tv[:, :3], tf, tm, b, extra)

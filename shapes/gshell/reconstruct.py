@@ -7,6 +7,7 @@ grid, render a random subset of the views, and take an Adam step on
       + w_color |C - C*|_1  (per-vertex colour on the grid, when the views carry colour)
       + w_sdf(t) L_sign-change(SDF)                                           (nvdiffrec Eq. 9)
       + w_open L_open(mSDF) + w_close L_close(mSDF)                          (G-Shell mSDF regs)
+      + w_msdf_smooth mean_edges (mSDF_a - mSDF_b)^2 / h^2          (cut-length / label diffusion)
 
 The mSDF regularisers act on template vertices, labelled each step by the target views
 (:func:`observe`): "close" keeps the mSDF above zero on every vertex some view observes (it lies
@@ -15,9 +16,13 @@ below zero only on vertices no view observes and some view contradicts (a view l
 the template there, at a surface well behind it along the template normal, or the vertex is
 outside every silhouette), e.g. the caps the visual hull puts over a garment's neck and sleeves.
 Vertices just off the observed surface (template bulges) get neither label: the image terms
-move the SDF there instead of the mSDF cutting holes. (The paper's code was not available to
-us; this is our reading of its mSDF regularisers.) The SDF starts from the visual hull of the
-masks (space carving), so a CPU budget of a few hundred steps suffices.
+move the SDF there instead of the mSDF cutting holes. The Dirichlet term on the template's
+edges, with the labels holding the mSDF near +-delta, costs about (2 delta)^2 per edge the cut
+crosses: cuts straighten, and vertices no view labels take their neighbours' sign. At
+extraction, openings and kept pieces smaller than ``min_opening`` template vertices are closed
+or dropped (:func:`~shapes.gshell.extract.close_small_openings`). (The paper's code was not
+available to us; this is our reading of its mSDF regularisers.) The SDF starts from the visual
+hull of the masks (space carving), so a CPU budget of a few hundred steps suffices.
 """
 
 from __future__ import annotations
@@ -63,13 +68,15 @@ class ReconstructConfig:
     w_open: float = 1.0
     w_close: float = 1.0
     w_unseen: float = 0.0         # weak "open" pull where no view labels a vertex
-    w_msdf_smooth: float = 0.0    # Dirichlet energy of the mSDF over template edges (clean cuts)
+    w_msdf_smooth: float = 10.0   # Dirichlet energy of the mSDF over template edges (clean cuts)
     min_opening: int = 16         # openings / kept pieces below this many template vertices are
                                   # closed / dropped at extraction (0 = keep all)
-    carve_margin: float = 1.5     # free-space margin in grid cells
-    see_margin: float = 3.0       # a view "sees through" a point this many cells in front of
+    carve_margin: float = 1.0     # on-surface margin in grid cells ("close" label)
+    see_margin: float = 2.0       # a view "sees through" a point this many cells in front of
                                   # the nearest observed depth (open pull there)
     open_radius: int = 3          # silhouette dilation (pixels) before background counts as free
+    msdf_image_grad: bool = True  # image losses move the mSDF (through the cut vertices)
+    open_outside: bool = True     # points outside every silhouette count as seen through
     open_start: float = 0.0       # fraction of the run before the "open" terms ramp in (over 0.2)
     renderer: str = "auto"
     seed: int = 0
@@ -108,7 +115,8 @@ def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
 def observe(points: torch.Tensor, views: Views, cameras: list[Camera], margin: float,
             see_margin: float | None = None, radius: int = 2,
             maps: tuple[torch.Tensor, torch.Tensor | None] | None = None,
-            normals: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+            normals: torch.Tensor | None = None, outside_opens: bool = True
+            ) -> tuple[torch.Tensor, torch.Tensor]:
     """Observation labels of template points for the mSDF regularisers (no gradient).
 
     A view *observes* a point when the point projects inside the mask and lies on the observed
@@ -116,9 +124,10 @@ def observe(points: torch.Tensor, views: Views, cameras: list[Camera], margin: f
     another view's evidence). A view *contradicts* it when it sees through it: a surface is
     observed ``see_margin`` or more behind the point around its pixel (``z < near -
     see_margin``). A point that projects outside the (dilated) masks of all views that frame
-    it is contradicted too. Points just off the observed surface (bulges of the template that
-    the SDF is still fitting) get neither label: the image terms move them, the mSDF does not
-    cut them.
+    it is contradicted too (unless ``outside_opens`` is False: then the mask loss alone removes
+    such template bulges, the mSDF does not cut them). Points just off the observed surface
+    (bulges of the template that the SDF is still fitting) get neither label: the image terms
+    move them, the mSDF does not cut them.
 
     Returns:
         ``(observed, unsupported)``: bool ``[P]``. ``observed``: observed by at least one view
@@ -157,7 +166,7 @@ def observe(points: torch.Tensor, views: Views, cameras: list[Camera], margin: f
             through |= in_mask & (gap > see_margin)
         else:
             seen |= in_mask
-    unsupported = (through | (framed & ~in_some)) & ~seen
+    unsupported = (through | (framed & ~in_some & outside_opens)) & ~seen
     return seen, unsupported
 
 
@@ -287,7 +296,7 @@ def optimise(views: Views, cameras: list[Camera], cfg: ReconstructConfig | None 
     bar = tqdm(range(cfg.iterations), desc=f"G-Shell ({cfg.mode})", disable=not cfg.progress)
     for it in bar:
         deform = 0.45 * grid.cell_size * torch.tanh(deform_raw)
-        shell = extract_gshell(grid, sdf, msdf, deform, color)
+        shell = extract_gshell(grid, sdf, msdf, deform, color, cut_grad=cfg.msdf_image_grad)
         loss = cfg.w_sdf_start + (cfg.w_sdf_end - cfg.w_sdf_start) * it / max(cfg.iterations, 1)
         loss = loss * sdf_sign_change_loss(sdf, grid.edges)
         pick = torch.randperm(len(views), generator=gen)[: cfg.views_per_step].tolist()
@@ -309,7 +318,8 @@ def optimise(views: Views, cameras: list[Camera], cfg: ReconstructConfig | None 
             tmsdf = shell.template_msdf
             tn = vertex_normals(shell.template_vertices, shell.template_faces)
             seen, unsupported = observe(shell.template_vertices, views, cameras, margin,
-                                        cfg.see_margin * grid.cell_size, maps=maps, normals=tn)
+                                        cfg.see_margin * grid.cell_size, maps=maps, normals=tn,
+                                        outside_opens=cfg.open_outside)
             delta = 0.5 * grid.cell_size
             ramp = min(max((it / max(cfg.iterations, 1) - cfg.open_start) / 0.2, 0.0), 1.0)
             h = grid.cell_size

@@ -94,3 +94,16 @@ def test_msdf_dirichlet_known_values():
     # d/dm_i of mean((m_a - m_b)^2) over the 3 edges
     assert torch.allclose(m.grad, torch.tensor([-8.0, -2.0, 10.0]) / 3)
     assert float(msdf_dirichlet(torch.full((3,), 0.7), faces)) == 0.0
+
+
+def test_cut_without_msdf_gradient():
+    """``cut_grad=False``: the open surface passes no gradient to the mSDF, the SDF still gets
+    one, and the template mSDF (what the regularisers see) keeps its gradient."""
+    g, sdf, msdf = _fields()
+    sdf, msdf = sdf.clone().requires_grad_(True), msdf.clone().requires_grad_(True)
+    shell = extract_gshell(g, sdf, msdf, cut_grad=False)
+    shell.vertices.sum().backward(retain_graph=True)
+    assert msdf.grad is None or float(msdf.grad.abs().sum()) == 0.0
+    assert float(sdf.grad.abs().sum()) > 0
+    shell.template_msdf.sum().backward()
+    assert float(msdf.grad.abs().sum()) > 0

@@ -116,6 +116,13 @@ def test_observation_labels_of_a_hemisphere(hemisphere, hemi_views):
     assert bool(unsupported[n:n + 200].all()) and not bool(seen[n:n + 200].any())
     assert bool(unsupported[n + 200]) and not bool(seen[n + 200])
     assert not bool(unsupported[n + 201:].any()) and not bool(seen[n + 201:].any())
+    # without the silhouette rule only the see-through evidence opens: the cap still does,
+    # the point outside every silhouette is left to the mask loss
+    seen2, unsupported2 = observe(pts, views, cams, margin=0.05, see_margin=0.1,
+                                  maps=carving_maps(views, 2), normals=normals,
+                                  outside_opens=False)
+    assert torch.equal(seen2, seen)
+    assert bool(unsupported2[n:n + 200].all()) and not bool(unsupported2[n + 200])
 
 
 def test_framed_cameras_fit_a_thin_object():
