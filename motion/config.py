@@ -33,7 +33,9 @@ class ModelConfig:
             training code nearest the content's own code), ``bank`` (nearest the label's mean,
             or a seeded random training code), ``encode`` (the content encoded with the target
             label; needs ``style_label``).
-        style_prior: ``gaussian`` (N(0, I)) or ``diffusion`` (EDM prior over style codes).
+        style_prior: what ``style=None`` samples: ``gaussian`` (N(0, I), the paper),
+            ``posterior`` (a full-covariance Gaussian fitted to the training codes) or
+            ``diffusion`` (an EDM prior over style codes, also used for labels).
         ae_steps, stylizer_steps: the two stages' budgets.
     """
 

@@ -53,6 +53,8 @@ class Stylizer:
         self.style_stats: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.style_bank: dict[str, np.ndarray] = {}     # posterior-mean codes of train windows
         self.prior: Any = None
+        self.code_mean: np.ndarray | None = None       # aggregate posterior (ex-post Gaussian)
+        self.code_chol: np.ndarray | None = None
 
     # data ----------------------------------------------------------------------------------
     def _check_clip(self, clip: Clip, purpose: str) -> None:
@@ -171,6 +173,10 @@ class Stylizer:
             a = np.concatenate(arrs)
             self.style_bank[self.styles[lab]] = a.astype(np.float32)
             self.style_stats[self.styles[lab]] = (a.mean(0), a.std(0) + 1e-3)
+        allc = np.concatenate(list(self.style_bank.values())).astype(np.float64)
+        cov = np.cov(allc, rowvar=False) + 1e-4 * np.eye(allc.shape[1])
+        self.code_mean = allc.mean(0).astype(np.float32)
+        self.code_chol = np.linalg.cholesky(cov).astype(np.float32)
         if self.config.style_prior == "diffusion":
             from .style_prior import DiffusionStylePrior
 
@@ -216,7 +222,13 @@ class Stylizer:
             idx = None if label is None else self.styles.index(label)
             return self.prior.sample(n_samples, idx, self._seeds(seed, n_samples))
         if style is None:
-            return randn((n_samples, s_dim), gens)
+            eps = randn((n_samples, s_dim), gens)
+            if self.config.style_prior == "posterior" and self.code_mean is not None:
+                # ex-post density estimate (Ghosh et al. 2020, Sec. 4): a full-covariance
+                # Gaussian fitted to the training windows' posterior means
+                return (torch.as_tensor(self.code_mean)
+                        + eps @ torch.as_tensor(self.code_chol).T)
+            return eps
         if isinstance(style, str) and not (style.endswith(".bvh") or style.endswith(".gz")):
             if style not in self.style_stats:
                 raise DataError(f"unknown style label {style!r}", field="style",
@@ -330,6 +342,8 @@ class Stylizer:
             "style_stats": {k: [torch.as_tensor(a), torch.as_tensor(b)]
                             for k, (a, b) in self.style_stats.items()},
             "style_bank": {k: torch.as_tensor(v) for k, v in self.style_bank.items()},
+            "code_gaussian": None if self.code_mean is None else
+            [torch.as_tensor(self.code_mean), torch.as_tensor(self.code_chol)],
         }
         return save_checkpoint(path, KIND, state)
 
@@ -355,6 +369,8 @@ class Stylizer:
         self.mean, self.std = obj["mean"].numpy(), obj["std"].numpy()
         self.style_stats = {k: (a.numpy(), b.numpy()) for k, (a, b) in obj["style_stats"].items()}
         self.style_bank = {k: v.numpy() for k, v in (obj.get("style_bank") or {}).items()}
+        if obj.get("code_gaussian") is not None:
+            self.code_mean, self.code_chol = (t.numpy() for t in obj["code_gaussian"])
         if obj.get("prior") is not None:
             from .style_prior import DiffusionStylePrior
 

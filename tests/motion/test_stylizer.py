@@ -126,3 +126,22 @@ def test_unsupervised_variant_with_diffusion_prior(content, tmp_path):
     path = model.save(tmp_path / "u.pt")
     again = Stylizer.load(path)
     torch.testing.assert_close(again.style_code(None, 2, seed=4), model.style_code(None, 2, seed=4))
+
+
+def test_posterior_prior_matches_the_training_codes(fitted, tmp_path):
+    """``style_prior="posterior"``: prior draws follow the Gaussian of the training codes."""
+    import dataclasses
+
+    model, _ = fitted
+    model = Stylizer.load(model.save(tmp_path / "p.pt"))       # the fit survives save/load
+    model.config = dataclasses.replace(model.config, style_prior="posterior")
+    bank = np.concatenate(list(model.style_bank.values())).astype(np.float64)
+    draws = model.style_code(None, 4000, seed=7).double().numpy()
+    se = bank.std(0) / np.sqrt(len(draws))
+    assert np.all(np.abs(draws.mean(0) - bank.mean(0)) < 5 * se + 1e-6)
+    np.testing.assert_allclose(np.cov(draws, rowvar=False), np.cov(bank, rowvar=False),
+                               atol=0.15 * bank.var(0).max())
+    # the paper's prior stays N(0, I)
+    model.config = dataclasses.replace(model.config, style_prior="gaussian")
+    std_normal = model.style_code(None, 4000, seed=7).double().numpy()
+    assert abs(std_normal.std(0).mean() - 1) < 0.05
