@@ -182,49 +182,98 @@ def run_dataset(name: str, args, lines: list[str], extra: list[str]) -> None:
             f"| {paper} | - | - | - |")
 
 
-def speed(reps: int = 3) -> list[str]:
+def _round2_denoiser(rev: str):
+    """``tsdiff_denoiser`` of the round-2 implementation (channels-last), loaded from git."""
+    import importlib.util
+    import subprocess
+    import types
+
+    pkg = types.ModuleType("ts_round2")
+    pkg.__path__ = []
+    sys.modules["ts_round2"] = pkg
+    tmp = Path(tempfile.mkdtemp())
+    for name in ("s4", "module"):
+        src = subprocess.run(["git", "-C", str(REPO), "show", f"{rev}:timeseries/{name}.py"],
+                             check=True, capture_output=True, text=True).stdout
+        (tmp / f"{name}.py").write_text(src)
+        spec = importlib.util.spec_from_file_location(f"ts_round2.{name}", tmp / f"{name}.py")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[f"ts_round2.{name}"] = mod
+        spec.loader.exec_module(mod)
+    return sys.modules["ts_round2.module"].tsdiff_denoiser
+
+
+def speed(reps: int = 3, rounds: int = 4, rev: str = "966bee9") -> list[str]:
     """CPU seconds of one training step (batch 64) and one guided denoiser call (100 samples) in
-    the paper's M4 configuration (context 312 + 48, no lags, hidden 64, 3 blocks)."""
+    the paper's M4 configuration (context 312 + 48, no lags, hidden 64, 3 blocks): round 2's
+    implementation (git ``rev``), the current one, and the current one under bf16 autocast,
+    interleaved in one process (best of ``rounds`` x ``reps``)."""
     from common.guidance import reconstruction_guidance
     from timeseries.guidance import quantile_energy, quantile_levels
     from timeseries.module import tsdiff_denoiser
 
-    den = tsdiff_denoiser(1)
-    opt = torch.optim.AdamW(den.parameters(), 1e-3)
+    torch.manual_seed(0)
+    current = tsdiff_denoiser(1)
+    impls = {f"round 2 (git {rev})": (_round2_denoiser(rev)(1), False),
+             "current": (current, False), "current, bf16 autocast": (tsdiff_denoiser(1), True)}
+    for den, _ in impls.values():
+        den.load_state_dict(current.state_dict())
     x = torch.randn(64, 1, 360)
-
-    def step() -> None:
-        loss = den.loss(x).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
-    step()
-    t0 = time.process_time()
-    for _ in range(reps):
-        step()
-    s_step = (time.process_time() - t0) / reps
-    den.requires_grad_(False).eval()
     obs, mask = torch.randn(100, 1, 360), torch.ones(100, 1, 360)
-    guided = reconstruction_guidance(den, quantile_energy(obs, mask, quantile_levels(100)), 2.0)
     sig = torch.full((100,), 3.0)
-    guided(obs, sig)
-    t0 = time.process_time()
-    for _ in range(reps):
-        guided(obs, sig)
-    s_call = (time.process_time() - t0) / reps
+
+    def timed(fn) -> float:
+        fn()
+        best = float("inf")
+        for _ in range(reps):
+            t0 = time.process_time()
+            fn()
+            best = min(best, time.process_time() - t0)
+        return best
+
+    def step_fn(den, bf16):
+        opt = torch.optim.AdamW(den.parameters(), 1e-3)
+
+        def step() -> None:
+            with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+                loss = den.loss(x).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return step
+
+    def call_fn(den, bf16):
+        guided = reconstruction_guidance(den, quantile_energy(obs, mask, quantile_levels(100)),
+                                         2.0)
+
+        def call() -> None:
+            with torch.no_grad(), torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+                guided(obs, sig)
+        return call
+
+    steps = {k: step_fn(d, b) for k, (d, b) in impls.items()}
+    res_step = {k: min(timed(f) for _ in range(rounds)) for k, f in steps.items()}
+    for den, _ in impls.values():
+        den.requires_grad_(False).eval()
+    calls = {k: call_fn(d, b) for k, (d, b) in impls.items()}
+    res_call = {k: float("inf") for k in calls}
+    for _ in range(rounds):  # interleaved: load changes hit every variant alike
+        for k, f in calls.items():
+            res_call[k] = min(res_call[k], timed(f))
     ref = REFERENCE
-    return [
-        "| quantity (M4 configuration, 1 thread, CPU seconds) | ours | reference | speed-up |",
-        "|---|---|---|---|",
-        f"| training step, batch 64 | {s_step:.3f} | {ref['s_per_step']} | "
-        f"{ref['s_per_step'] / s_step:.1f}x |",
-        f"| guided forecast of one series, 100 samples, DDPM-100 (100 guided calls) | "
-        f"{100 * s_call:.1f} | {ref['s_per_series_ddpm100']} | "
-        f"{ref['s_per_series_ddpm100'] / (100 * s_call):.1f}x |",
-        f"| same with DDIM-10 | {10 * s_call:.1f} | {ref['s_per_series_ddim10']} | "
-        f"{ref['s_per_series_ddim10'] / (10 * s_call):.1f}x |",
-    ]
+    r2 = next(iter(impls))
+    rows = ["| implementation | s / training step (batch 64) | s / guided call (100 rows) | "
+            "DDPM-100 s / series | DDIM-10 s / series | vs reference (step / DDPM-100) | "
+            "vs round 2 (step / call) |", "|---|---|---|---|---|---|---|",
+            f"| reference TSDiff (issue 3) | {ref['s_per_step']} | - | "
+            f"{ref['s_per_series_ddpm100']} | {ref['s_per_series_ddim10']} | 1x / 1x | - |"]
+    for k in impls:
+        st, ca = res_step[k], res_call[k]
+        vs_ref = (f"{ref['s_per_step'] / st:.1f}x / "
+                  f"{ref['s_per_series_ddpm100'] / (100 * ca):.1f}x")
+        rows.append(f"| {k} | {st:.3f} | {ca:.3f} | {100 * ca:.1f} | {10 * ca:.1f} | {vs_ref}"
+                    f" | {res_step[r2] / st:.2f}x / {res_call[r2] / ca:.2f}x |")
+    return rows
 
 
 def main() -> None:
@@ -236,12 +285,18 @@ def main() -> None:
     p.add_argument("--ddim-steps", type=int, default=10)
     p.add_argument("--seeds", type=int, default=1, help="TSDiff seeds")
     p.add_argument("--deepar-seeds", type=int, default=3)
+    p.add_argument("--speed", action="store_true",
+                   help="only run the speed comparison (round 2 vs current vs bf16)")
     p.add_argument("--tstr", action="store_true",
                    help="only run train-on-synthetic/test-on-real (ridge LPS and DeepAR)")
     p.add_argument("--synthetic", type=int, default=256, help="synthetic windows for --tstr")
+    p.add_argument("--extras-from", default="",
+                   help="--tstr: use this serialized predictor; also missing values, refinement")
     p.add_argument("--budget-curve", default="",
                    help="comma-separated TSDiff training budgets (one run, EMA snapshots): only "
                         "run the budget curve")
+    p.add_argument("--save-dir", default="",
+                   help="--budget-curve: serialize seed 0's predictor at the last budget here")
     p.add_argument("--ddpm-seeds", type=int, default=1,
                    help="--budget-curve: seeds also forecast with DDPM-100 at the last budget")
     p.add_argument("--steps-series", type=int, default=1)
@@ -265,6 +320,16 @@ def main() -> None:
         return
     if args.tstr:
         tstr(args, load0, t0)
+        return
+    if args.speed:
+        rows = speed()
+        atomic_write_text(args.out, "\n".join([
+            "# TSDiff speed: round 2 vs current", "",
+            f"`benchmarks/timeseries.py --speed` ({time.strftime('%Y-%m-%d %H:%M UTC')}, load "
+            f"average {load0:.1f} at start, {os.getloadavg()[0]:.1f} at the end), 1 thread, "
+            "CPU seconds (`time.process_time()`), best of 4 interleaved rounds x 3 repetitions.",
+            "", *rows, ""]))
+        print("\n".join(rows), flush=True)
         return
     lines = ["| data (subset) | method | CRPS (ours) | CRPS (paper) | training budget | "
              "CPU s / train step | CPU s / forecast series |", "|---|---|---|---|---|---|---|"]
@@ -340,14 +405,19 @@ def budget_curve(args, load0: float, t0: float) -> None:
                 module.load_state_dict(snap.states[b], strict=False)
                 pred = est.create_predictor(module)
                 pred.batch_size = 8
-                variants = [("ddim", args.ddim_steps)]
+                variants = [("ddim", args.ddim_steps, "32")]
+                if b == budgets[-1] and seed == 0:
+                    variants.append(("ddim", args.ddim_steps, "bf16"))
+                    if args.save_dir:
+                        pred.serialize(Path(args.save_dir) / f"{name}_{b}")
                 if b == budgets[-1] and seed < args.ddpm_seeds:
-                    variants.append(("ddpm", 100))
-                for sampler, k in variants:
+                    variants.append(("ddpm", 100, "32"))
+                for sampler, k, prec in variants:
                     t1 = time.process_time()
                     fc = list(pred.predict(inputs, num_samples=args.num_samples, sampler=sampler,
-                                           steps=k, progress=False))
-                    out(f"| {sub} | TSDiff-Q ({sampler.upper()}-{k}) | {b} | {seed} | "
+                                           steps=k, progress=False, precision=prec))
+                    label = f"{sampler.upper()}-{k}" + (", bf16" if prec == "bf16" else "")
+                    out(f"| {sub} | TSDiff-Q ({label}) | {b} | {seed} | "
                         f"{crps_of(fc, test):.4f} | {snap.cpu[b] / b:.3f} | "
                         f"{(time.process_time() - t1) / len(inputs):.2f} |")
         for seed in range(args.deepar_seeds):
@@ -369,54 +439,89 @@ def _scaled_windows(entries, length: int, context: int, per_series: int, rng) ->
 
 
 def tstr(args, load0: float, t0: float) -> None:
-    """Train-on-synthetic/test-on-real: ridge (TSDiff's LPS) and DeepAR, against the same models
-    trained on real windows, on each data set's test windows (one seed)."""
+    """With ``--extras-from DIR`` (a serialized predictor, one data set): missing-value scenarios
+    and seasonal-naive refinement on every subset series; then train-on-synthetic/test-on-real:
+    ridge (TSDiff's LPS) and DeepAR, against the same models trained on real windows, on the
+    test windows (one seed). Without it a TSDiff is trained for ``--train-steps``."""
+    from timeseries.estimator import TSDiffPredictor
     from timeseries.refine import linear_predictive_score, synthesize
     from timeseries.tstr import tstr_deepar
 
-    rows = ["| data (subset) | model | trained on | LPS (ridge, NMAE) or CRPS (DeepAR) | "
-            "budget |", "|---|---|---|---|---|"]
+    rows = ["| data (subset) | experiment | result | budget |", "|---|---|---|---|"]
     rng = np.random.default_rng(0)
+
+    def out(row: str) -> None:
+        rows.append(row)
+        print(row, flush=True)
+        atomic_write_text(args.out, "\n".join([
+            "# TSDiff: missing values, refinement, train on synthetic / test on real", "",
+            f"`benchmarks/timeseries.py --tstr` ({time.strftime('%Y-%m-%d %H:%M UTC')}, "
+            f"{(time.time() - t0) / 60:.1f} min, load average {load0:.1f} at start), seed 0, "
+            f"{args.num_samples} samples, CRPS = GluonTS mean weighted quantile loss. Real "
+            "windows are mean-scaled (context) windows of the training series; DeepAR is "
+            "trained on windows as short series (GluonTS lags, zero-padded).", "", *rows, ""]))
+
     for name in args.datasets.split(","):
         ds = load_dataset(name, args.root)
         train, test, windows = subset(ds, args.max_series.get(name), args.windows.get(name))
         P = ds.prediction_length
         inputs = truncate(test, P)
         context = {"m4_hourly": 312, "exchange_rate_nips": 360}.get(name, 336)
-        est = TSDiffEstimator(ds.freq, P, context_length=context,
-                              use_lags=name != "m4_hourly", dataset_name=name,
-                              trainer=TrainerConfig(max_steps=args.train_steps,
-                                                    accelerator="cpu",
-                                                    enable_progress_bar=False, seed=0),
-                              seed=0, init_skip=name == "exchange_rate_nips")
-        pred = est.train(train)
+        if args.extras_from:
+            pred = TSDiffPredictor.deserialize(Path(args.extras_from))
+            budget = f"TSDiff from {Path(args.extras_from).name}"
+        else:
+            pred = TSDiffEstimator(ds.freq, P, context_length=context,
+                                   use_lags=name != "m4_hourly", dataset_name=name,
+                                   trainer=TrainerConfig(max_steps=args.train_steps,
+                                                         accelerator="cpu",
+                                                         enable_progress_bar=False, seed=0),
+                                   seed=0, init_skip=name == "exchange_rate_nips").train(train)
+            budget = f"TSDiff {args.train_steps} steps"
         c = pred.config
+        sub = f"{name} ({len(train)} series x {windows} windows)"
+        if args.extras_from:
+            pred.batch_size = 8
+            for scen in ("none", "RM", "BM-B", "BM-E"):
+                fc = list(pred.predict(inputs, num_samples=args.num_samples, sampler="ddim",
+                                       steps=args.ddim_steps, missing_scenario=scen,
+                                       progress=False))
+                hidden = "half the context hidden" if scen != "none" else "full context"
+                out(f"| {sub} | TSDiff-Q DDIM-{args.ddim_steps}, missing: {scen} ({hidden}) | "
+                    f"CRPS {crps_of(fc, test):.4f} | {budget} |")
+            obs, masks = zip(*(forecast_window(np.asarray(e["target"], dtype=np.float64),
+                                               np.isfinite(e["target"]).astype(np.float32),
+                                               c.context_length, P, c.lags) for e in inputs))
+            obs, masks = np.stack(obs), np.stack(masks)
+            sc = mean_scale(obs, masks, c.context_length)
+            sn = seasonal_naive(inputs, P, ds.freq)
+            base = np.stack([np.resize(f.samples, (args.refine_samples, P)) for f in sn])
+            for mode in ("ml", "langevin"):
+                ref = refine(pred.denoiser, torch.from_numpy(obs / sc[:, None, None]),
+                             torch.from_numpy(masks),
+                             torch.from_numpy((base / sc[:, None, None]).astype(np.float32)),
+                             P, steps=args.refine_iters, mode=mode, lr=0.05, weight=1.0)
+                fc = [type(f)(samples=r.numpy() * s, start_date=f.start_date, item_id=f.item_id)
+                      for f, r, s in zip(sn, ref, sc)]
+                out(f"| {sub} | seasonal naive refined ({mode}, {args.refine_iters} it, "
+                    f"{args.refine_samples} samples) | CRPS {crps_of(fc, test):.4f} (base "
+                    f"{crps_of(sn, test):.4f}) | {budget} |")
         syn = synthesize(pred.denoiser, args.synthetic, 1 + len(c.lags), context + P)[:, 0]
         syn = syn.numpy().astype(np.float64)
         real_test = _scaled_windows(test, context + P, context, 0, rng)
         real_train = _scaled_windows(train, context + P, context,
                                      max(args.synthetic // len(train), 1), rng)
-        subset_name = f"{name} ({len(train)} series x {windows} windows)"
-        tsdiff_budget = f"TSDiff {args.train_steps} steps, {args.synthetic} DDPM-100 samples"
+        syn_budget = f"{budget}, {args.synthetic} DDPM-100 samples"
         for label, data in (("real", real_train), ("TSDiff synthetic", syn)):
             lps = linear_predictive_score(data, real_test, context)
-            rows.append(f"| {subset_name} | ridge | {label} ({len(data)} windows) | {lps:.4f} | "
-                        f"{'-' if label == 'real' else tsdiff_budget} |")
-            print(rows[-1], flush=True)
+            out(f"| {sub} | ridge trained on {label} ({len(data)} windows) | LPS (NMAE) "
+                f"{lps:.4f} | {'-' if label == 'real' else syn_budget} |")
         for label, data in (("real", real_train), ("TSDiff synthetic", syn)):
             fc = tstr_deepar(data, inputs, ds.freq, P, context, max_steps=args.train_steps,
                              num_samples=args.num_samples)
-            rows.append(f"| {subset_name} | DeepAR | {label} ({len(data)} windows) | "
-                        f"{crps_of(fc, test):.4f} | {args.train_steps} DeepAR steps"
-                        f"{'' if label == 'real' else '; ' + tsdiff_budget} |")
-            print(rows[-1], flush=True)
-        atomic_write_text(args.out, "\n".join([
-            "# TSDiff synthesis: train on synthetic, test on real", "",
-            f"`benchmarks/timeseries.py --tstr` ({time.strftime('%Y-%m-%d %H:%M UTC')}, "
-            f"{(time.time() - t0) / 60:.1f} min, load average {load0:.1f} at start), seed 0. "
-            "Real windows are mean-scaled (context) windows of the training series; the test "
-            "windows are the benchmark's rolling test windows. DeepAR is trained on the "
-            "windows as short series (GluonTS lags, zero-padded).", "", *rows, ""]))
+            out(f"| {sub} | DeepAR trained on {label} ({len(data)} windows) | CRPS "
+                f"{crps_of(fc, test):.4f} | {args.train_steps} DeepAR steps"
+                f"{'' if label == 'real' else '; ' + syn_budget} |")
 
 
 def write(args, lines: list[str], extra: list[str], load0: float, t0: float) -> None:

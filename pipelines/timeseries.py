@@ -44,6 +44,7 @@ class ModelConfig:
     blocks: int = 3
     state: int = 32
     init_skip: bool = False
+    compile: bool = False  # torch.compile the backbone (~90 s once, ~7% faster; eager fallback)
 
 
 @dataclass
@@ -64,6 +65,7 @@ class SampleConfig:
     missing_scenario: str = "none"  # none, RM, BM-B, BM-E (half the context hidden)
     seed: int = 0
     batch_size: int = 4  # series per sampling batch
+    precision: str = "32"  # "bf16": dense layers under bfloat16 autocast (~1.2x on AVX512-BF16)
 
 
 @dataclass
@@ -119,7 +121,7 @@ def _estimator(cfg: TimeseriesConfig, meta: dict[str, Any], run: RunDir) -> Any:
         batch_size=t.batch_size, num_batches_per_epoch=t.num_batches_per_epoch,
         gradient_clip_val=t.gradient_clip_val, trainer=cfg.trainer,
         checkpoint_dir=run.checkpoints, seed=cfg.trainer.seed, hidden=m.hidden, blocks=m.blocks,
-        state=m.state, init_skip=m.init_skip)
+        state=m.state, init_skip=m.init_skip, compile=m.compile)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -199,7 +201,8 @@ def sample(cfg: TimeseriesConfig, run: RunDir) -> None:
     pred = TSDiffPredictor.deserialize(run.checkpoints / "predictor")
     pred.seed, pred.batch_size = s.seed, s.batch_size
     t0 = time.perf_counter()
-    fc = list(pred.predict(inputs, num_samples=s.num_samples, missing_scenario=s.missing_scenario))
+    fc = list(pred.predict(inputs, num_samples=s.num_samples, missing_scenario=s.missing_scenario,
+                           precision=s.precision))
     seconds = time.perf_counter() - t0
     _save_forecasts(run, "tsdiff", fc)
     _save_forecasts(run, "seasonal_naive",
