@@ -19,13 +19,17 @@ from pathlib import Path
 if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path.pop(0)
 
+import dataclasses  # noqa: E402
+
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from common.io import atomic_write_text  # noqa: E402
 from common.training import TrainerConfig  # noqa: E402
 from motion.baselines import StatisticsTransfer  # noqa: E402
+from motion.config import ModelConfig  # noqa: E402
 from motion.data import load_bandai_namco  # noqa: E402
-from motion.metrics import MotionEvaluator  # noqa: E402
+from motion.metrics import MotionEvaluator, diversity  # noqa: E402
 from motion.stylizer import Stylizer, StylizerConfig  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,6 +46,14 @@ def main() -> None:
     p.add_argument("--classifier-steps", type=int, default=600)
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--grad-clip", type=float, default=None, help="gradient-norm clipping")
+    d = ModelConfig()
+    p.add_argument("--w-kl", type=float, default=d.w_kl)
+    p.add_argument("--w-kl-label", type=float, default=d.w_kl_label)
+    p.add_argument("--w-style-cls", type=float, default=d.w_style_cls)
+    p.add_argument("--same-clip-swap", action="store_true",
+                   help="round-2 pairing: swap partner from the same clip")
+    p.add_argument("--label-code", default=d.label_code, choices=["near", "bank", "encode"])
+    p.add_argument("--n-prior", type=int, default=3, help="prior samples per held-out clip")
     p.add_argument("--out", default=str(REPO / "benchmarks/results/motion.md"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint-dir", default=None,
@@ -56,7 +68,9 @@ def main() -> None:
     test = [c for c in clips if c.meta["take"] != "001"]
     cfg = StylizerConfig(window=args.window, hidden=args.hidden, latent=64, content=64,
                          style=32, depth=1, batch_size=32, lr=args.lr, ae_steps=args.ae_steps,
-                         stylizer_steps=args.stylizer_steps, seed=args.seed)
+                         stylizer_steps=args.stylizer_steps, seed=args.seed, w_kl=args.w_kl,
+                         w_kl_label=args.w_kl_label, w_style_cls=args.w_style_cls,
+                         cross_clip_swap=not args.same_clip_swap, label_code=args.label_code)
     trainer = TrainerConfig(ema_decay=None, enable_progress_bar=False, seed=args.seed,
                             gradient_clip_val=args.grad_clip)
     t_fit = time.perf_counter()
@@ -80,6 +94,9 @@ def main() -> None:
                                            targets, srcs),
         "unchanged content": ev.stylized(srcs, targets, srcs),
     }
+    prior_rows = prior_samples(model, ev, test, args.n_prior, args.seed)
+    label_div = float(sum(diversity(ev_embed(ev, ours[i:i + len(styles)]))
+                          for i in range(0, len(ours), len(styles))) / len(test))
     # seconds per 160-frame clip (fully convolutional: any length >= window)
     long = next(c for c in clips if c.n_frames >= 160).slice(0, 160)
     model.stylize(long, styles[0])
@@ -93,7 +110,10 @@ def main() -> None:
         f"Budget: CPU (2 shared cores), stylizer {cfg.ae_steps} AE + {cfg.stylizer_steps} "
         f"stylizer steps (batch {cfg.batch_size}, window {cfg.window} frames at 30 fps, hidden "
         f"{cfg.hidden}, {model.n_parameters / 1e6:.2f} M parameters, lr {cfg.lr:g}, gradient "
-        f"clipping {args.grad_clip}, fit {t_fit:.0f} s), "
+        f"clipping {args.grad_clip}, fit {t_fit:.0f} s; losses: swap partner from "
+        f"{'the same clip' if args.same_clip_swap else 'another clip of the same label'}, "
+        f"w_kl {cfg.w_kl:g}, w_kl_label {cfg.w_kl_label:g}, w_style_cls {cfg.w_style_cls:g}; "
+        f"label code: {cfg.label_code}), "
         f"classifiers {args.classifier_steps} steps. Train: {len(train)} clips of take 001; "
         f"held-out: {len(test)} clips of take 002 ({sorted({c.meta['content'] for c in test})}),"
         f" each stylized into all {len(styles)} styles ({len(ours)} outputs). Clips shorter "
@@ -105,6 +125,17 @@ def main() -> None:
     for name, m in rows.items():
         lines.append(f"| {name} | " + " | ".join(f"{m[k]:.3f}" for k in keys) + " |")
     lines += [f"| {PUBLISHED}", "",
+              f"Prior samples (`style=None`, {args.n_prior} per held-out clip, seed "
+              f"{args.seed}; style FID against real training clips of all styles; diversity: "
+              "mean pairwise distance of the style classifier's features among one clip's "
+              f"samples; for scale, the same among one clip's {len(styles)} label "
+              f"stylizations: {label_div:.2f}):", "",
+              "| prior | content acc | style FID (all styles) | geodesic (rad) | "
+              "foot skating (cm/s) | diversity |", "|---|---|---|---|---|---|"]
+    for name, m in prior_rows.items():
+        lines.append(f"| {name} | {m['content_acc']:.3f} | {m['style_fid']:.1f} | "
+                     f"{m['geodesic']:.3f} | {m['foot_skating']:.1f} | {m['diversity']:.2f} |")
+    lines += ["",
               f"Stylization time: {per_clip:.3f} s per 160-frame clip on this CPU "
               f"(all {len(ours)} label stylizations: {t_sty:.1f} s).", "",
               "Style FID uses the style classifier's penultimate features against real training "
@@ -115,6 +146,29 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     atomic_write_text(args.out, text)
     print(text)
+
+
+def ev_embed(ev: MotionEvaluator, clips: list) -> np.ndarray:
+    """Style-classifier features [n, K] of clips."""
+    return np.stack([ev.style_embedding(c) for c in clips])
+
+
+def prior_samples(model: Stylizer, ev: MotionEvaluator, test: list, n: int,
+                  seed: int) -> dict[str, dict[str, float]]:
+    """Metrics of ``style=None`` draws under the N(0, I) prior and the fitted code Gaussian."""
+    rows = {}
+    real = {"all": np.concatenate(list(ev.real_style_embeddings.values()))}
+    for name, prior in (("N(0, I) (paper)", "gaussian"),
+                        ("Gaussian fitted to training codes", "posterior")):
+        model.config = dataclasses.replace(model.config, style_prior=prior)
+        outs = [model.stylize(c, None, n_samples=n, seed=seed) for c in test]
+        flat = [o for group in outs for o in group]
+        srcs = [c for c in test for _ in range(n)]
+        m = ev.stylized(flat, ["all"] * len(flat), srcs, reference=real)
+        m["diversity"] = float(np.mean([diversity(ev_embed(ev, g)) for g in outs]))
+        rows[name] = m
+    model.config = dataclasses.replace(model.config, style_prior="gaussian")
+    return rows
 
 
 if __name__ == "__main__":

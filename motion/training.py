@@ -3,13 +3,19 @@
 Stage 1 (:class:`AutoencoderModule`): L1 reconstruction of normalised features through the motion
 autoencoder, plus the global-motion predictor (root velocity from the local motion).
 
-Stage 2 (:class:`StylizerModule`), on the frozen autoencoder's latents of two windows ``M1, M2``
-of the same clip and a window ``N`` of another clip (the batch rolled by one):
+Stage 2 (:class:`StylizerModule`), on the frozen autoencoder's latents of windows from
+:class:`WindowPairs`: ``M1, M2`` (one clip), ``S`` (the swap partner: in the supervised variant a
+window of a different clip with the same style label, so it shares the style but not the content;
+otherwise ``M2``) and ``N`` (a window of a random other clip):
 
 * reconstruction  ``G(c(M1), s(M1)) = M1``;
-* swap (homo-style) ``G(c(M1), s(M2)) = M1`` (two windows of one clip share the style);
+* swap (homo-style) ``G(c(M1), s(S)) = M1``;
 * cycle  ``G(c(G(c(M1), s(N))), s(G(c(N), s(M1)))) = M1``;
-* ``KL(q(s|M1) || N(0, I))`` and the symmetric KL between ``q(s|M1)`` and ``q(s|M2)``.
+* ``KL(q(s|M1) || N(0, I))``, the symmetric KL between ``q(s|M1)`` and ``q(s|M2)`` and,
+  optionally (``w_kl_label``), between ``q(s|M1)`` and ``q(s|S)``;
+* optionally (``w_style_cls``, supervised) an auxiliary latent style classifier (StarGAN's
+  classification loss): trained on real latents, it must recognise M1's style in
+  ``G(c(N), s(M1))`` and N's in ``G(c(M1), s(N))``.
 
 Each reconstruction is an L1 in latent space plus an L1 on the decoded features. The supervised
 variant feeds the style label to the style encoder (dropped with probability ``label_dropout``

@@ -233,15 +233,20 @@ def evaluate(cfg: MotionConfig, run: RunDir) -> None:
     run.write_metrics(ev.stylized([base.stylize(c, t) for c, t in zip(srcs, targets)], targets,
                                   srcs), section="baseline_stats_transfer")
     run.write_metrics(ev.stylized(srcs, targets, srcs), section="baseline_identity")
-    prior: dict[str, list] = {}
-    for r in index:
-        if r["kind"] == "prior":
-            prior.setdefault(r["content_clip"], []).append(
-                ev.style_embedding(load_bvh(run.samples / r["file"])))
+    prior = [r for r in index if r["kind"] == "prior"]
     if prior:
-        run.write_metrics({"prior_diversity": float(np.mean([diversity(np.stack(v))
-                                                             for v in prior.values()]))},
-                          section="ours")
+        outs = [load_bvh(run.samples / r["file"]) for r in prior]
+        srcs = [by_file[r["content_clip"]] for r in prior]
+        real = {"all": np.concatenate(list(ev.real_style_embeddings.values()))}
+        m = ev.stylized(outs, ["all"] * len(outs), srcs, reference=real)
+        groups: dict[str, list] = {}
+        for r, out in zip(prior, outs):
+            groups.setdefault(r["content_clip"], []).append(ev.style_embedding(out))
+        run.write_metrics({"diversity": float(np.mean([diversity(np.stack(v))
+                                                       for v in groups.values()])),
+                           "content_acc": m["content_acc"], "style_fid_all": m["style_fid"],
+                           "geodesic": m["geodesic"], "foot_skating": m["foot_skating"],
+                           "prior": model.config.style_prior}, section="ours_prior")
 
 
 def export(cfg: MotionConfig, run: RunDir) -> None:
@@ -264,13 +269,15 @@ def export(cfg: MotionConfig, run: RunDir) -> None:
         vals = m.get(sec, {})
         table.append(f"| {sec} | " + " | ".join(
             f"{vals[k]:.3f}" if k in vals else "-" for k in keys) + " |")
-    real = m.get("real_test", {})
+    real, pri = m.get("real_test", {}), m.get("ours_prior", {})
     synth = " (SYNTHETIC procedural gaits, not mocap)" if m.get("data", {}).get("synthetic") else ""
     text = (f"Data: {cfg.data.source}{synth}; {m.get('data', {}).get('train_clips')} train / "
             f"{m.get('data', {}).get('test_clips')} test clips, split by take. "
             f"Classifiers on the held-out data clips: style acc {_fmt(real.get('style_acc'))}, "
-            f"content acc {_fmt(real.get('content_acc'))}. Prior-sample diversity (style "
-            f"features): {_fmt(m.get('ours', {}).get('prior_diversity'))}. Geodesic distance to "
+            f"content acc {_fmt(real.get('content_acc'))}. Prior samples (`style=None`, "
+            f"{pri.get('prior', '-')} prior): diversity of style features "
+            f"{_fmt(pri.get('diversity'))}, geodesic to the content {_fmt(pri.get('geodesic'))}, "
+            f"foot skating {_fmt(pri.get('foot_skating'))}. Geodesic distance to "
             "the content clip in radians; foot skating in skeleton units per second. BVH "
             "outputs in `samples/`.\n\n"
             + "\n".join(table))

@@ -30,7 +30,9 @@ def test_run_writes_outputs(run_dir):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     for section in ("real_test", "ours", "baseline_stats_transfer", "baseline_identity"):
         assert {"style_acc", "content_acc"} <= set(metrics[section])
-    assert {"style_fid", "geodesic", "foot_skating", "prior_diversity"} <= set(metrics["ours"])
+    assert {"style_fid", "geodesic", "foot_skating"} <= set(metrics["ours"])
+    assert {"diversity", "geodesic", "foot_skating"} <= set(metrics["ours_prior"])
+    assert metrics["ours_prior"]["diversity"] > 0           # distinct prior draws
     assert all(0 <= metrics[s]["style_acc"] <= 1 for s in ("ours", "real_test"))
     assert metrics["baseline_identity"]["geodesic"] < 1e-2   # the content clip vs itself
     bvhs = sorted((run_dir / "samples").glob("*.bvh"))
