@@ -391,8 +391,8 @@ VERTICAL = Vertical(
     # 32^3 with ONE wavelet level (the dense part is then the whole tree: codec IoU 1.0) and a
     # 12^3 latent whose cells are 0.125 unit-cube wide, as WaLa's 12^3 latent at 256^3; with 2
     # levels a 10^3 latent has 0.25-wide cells, ~4^3 of them on the shape (held-out AE IoU 0.38)
-    demo_overrides={"data.n_shapes": 28, "model.resolution": 32, "model.levels": 1,
-                    "model.latent_size": 12, "model.ae_steps": 250, "model.ae_lr": 3e-3,
+    demo_overrides={"data.n_shapes": 36, "model.resolution": 32, "model.levels": 1,
+                    "model.latent_size": 12, "model.ae_steps": 300, "model.ae_lr": 3e-3,
                     "model.ae_width": 16, "model.lr": 2e-3, "model.unet_width": 16,
                     "model.batch_size": 8, "trainer.max_steps": 300, "sample.n": 8,
                     "evaluate.n_points": 1024, "export.previews": 6},

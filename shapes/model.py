@@ -97,8 +97,8 @@ class ShapeModelConfig:
     sigma_max: float = 80.0
     rho: float = 7.0
     guidance: float = 1.0
-    refine_steps: int = 0
-    refine_prior: float = 0.1
+    refine_steps: int = 60
+    refine_prior: float = 0.01
     decimate_to: int | None = None
     extra: dict = field(default_factory=dict)
 

@@ -48,7 +48,7 @@ def point_energy(model: ShapeModel, z: torch.Tensor, points: torch.Tensor) -> to
 
 
 def refine_latents(model: ShapeModel, z0: torch.Tensor, points: torch.Tensor, steps: int = 60,
-                   lr: float = 0.05, prior_weight: float = 0.1) -> torch.Tensor:
+                   lr: float = 0.05, prior_weight: float = 0.01) -> torch.Tensor:
     """Minimise ``point_energy + prior_weight * mean((z - z0)^2)`` with Adam (DeepSDF Eq. 10).
 
     Args:
