@@ -1,9 +1,12 @@
 """Benchmark: TSDiff-Q / TSDiff-MS vs seasonal naive and GluonTS DeepAR, all trained in one run.
 
 CRPS (GluonTS mean weighted quantile loss) over rolling test windows with 100 samples, train
-seconds per step and forecast seconds per series, with the TSDiff paper's numbers beside ours.
-Also: CRPS vs number of guided sampling steps (DDIM-k vs DDPM-100), refinement of the seasonal
-naive forecast, and the missing-value scenarios. Writes ``benchmarks/results/timeseries.md``.
+seconds per step and forecast seconds per series, with the TSDiff paper's numbers beside ours,
+and CRPS vs number of guided sampling steps (DDIM-k vs DDPM-100). Other modes: ``--speed``
+(round 2's implementation from git vs the current one vs bf16, one process), ``--budget-curve``
+(CRPS after each budget of one training run; DeepAR at the last), ``--tstr`` (train on
+synthetic / test on real; with ``--extras-from`` a saved predictor also gives the missing-value
+scenarios and refinement on every series). Each writes a markdown table to ``--out``.
 
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/timeseries.py [--train-steps 300] ...
 """
@@ -103,11 +106,9 @@ def run_dataset(name: str, args, lines: list[str], extra: list[str]) -> None:
 
     sn = seasonal_naive(inputs, P, freq)
     add("seasonal naive", crps_of(sn, test))
-    deepar_fc = None
     for seed in range(args.deepar_seeds):
         fc, tt, tp = deepar(freq, P, context, train, inputs, args.train_steps, seed,
                             args.num_samples)
-        deepar_fc = deepar_fc or fc
         add("DeepAR", crps_of(fc, test), tt / args.train_steps, tp / len(inputs))
     for seed in range(args.seeds):
         est = TSDiffEstimator(freq, P, context_length=context, use_lags=use_lags,
@@ -137,39 +138,6 @@ def run_dataset(name: str, args, lines: list[str], extra: list[str]) -> None:
                 extra.append(f"| {name} | TSDiff-Q {sampler.upper()}-{steps} | {k} | "
                              f"{crps_of(fc, sub_test):.4f} | "
                              f"{(time.process_time() - t0) / k:.2f} |")
-            # refinement of the seasonal-naive forecast (most likely, quantile regulariser)
-            c = pred.config
-            obs, masks = [], []
-            for e in sub_in:
-                x, m = forecast_window(np.asarray(e["target"], dtype=np.float64),
-                                       np.isfinite(e["target"]).astype(np.float32),
-                                       c.context_length, P, c.lags)
-                obs.append(x)
-                masks.append(m)
-            obs, masks = np.stack(obs), np.stack(masks)
-            sc = mean_scale(obs, masks, c.context_length)
-            bases = {"seasonal naive": sn[:k], "DeepAR (seed 0)": deepar_fc[:k]}
-            for base_name, base_fc in bases.items():
-                base = np.stack([np.resize(f.samples, (args.refine_samples, P))
-                                 for f in base_fc]) / sc[:, None, None]
-                for mode in ("ml", "langevin"):
-                    t0 = time.process_time()
-                    ref = refine(pred.denoiser, torch.from_numpy(obs / sc[:, None, None]),
-                                 torch.from_numpy(masks), torch.from_numpy(base.astype(np.float32)),
-                                 P, steps=args.refine_iters, mode=mode, lr=0.05, weight=1.0)
-                    fc = [type(f)(samples=r.numpy() * s, start_date=f.start_date,
-                                  item_id=f.item_id) for f, r, s in zip(base_fc, ref, sc)]
-                    extra.append(f"| {name} | {base_name} refined ({mode}, "
-                                 f"{args.refine_iters} it, {args.refine_samples} samples) | {k} | "
-                                 f"{crps_of(fc, sub_test):.4f} "
-                                 f"(base {crps_of(base_fc, sub_test):.4f}) | "
-                                 f"{(time.process_time() - t0) / k:.2f} |")
-            if name == args.missing_dataset:
-                for scen in ("RM", "BM-B", "BM-E"):
-                    fc = list(pred.predict(sub_in, num_samples=args.num_samples,
-                                           missing_scenario=scen, progress=False))
-                    extra.append(f"| {name} | TSDiff-Q DDIM-{args.ddim_steps}, missing {scen} "
-                                 f"(half the context) | {k} | {crps_of(fc, sub_test):.4f} | - |")
     for method, r in res.items():
         paper = PAPER.get((name, method.split(" (")[0]), "-")
         s_step = [v for v in r["s_step"] if v is not None]
@@ -304,7 +272,6 @@ def main() -> None:
                    help="sampler:steps variants compared on the first series")
     p.add_argument("--refine-samples", type=int, default=16)
     p.add_argument("--refine-iters", type=int, default=20)
-    p.add_argument("--missing-dataset", default="exchange_rate_nips")
     p.add_argument("--m4-series", type=int, default=5)
     p.add_argument("--exchange-windows", type=int, default=1)
     p.add_argument("--nyc-windows", type=int, default=2)
@@ -546,7 +513,7 @@ def write(args, lines: list[str], extra: list[str], load0: float, t0: float) -> 
         "Reference TSDiff on this CPU (issue 3): 1.5 s per training step (batch 64), 350 s per "
         "series for 100 samples with 100 guided DDPM steps, 32 s with 10-step DDIM.", "",
         "## Speed", "", *args.speed, "", "## Forecast accuracy", "", *lines, "",
-        "## Sampling steps, refinement, missing values (first series of each set)", "",
+        "## Sampling steps (first series of each set)", "",
         *extra, ""])
     atomic_write_text(args.out, text)
     print(text, flush=True)
