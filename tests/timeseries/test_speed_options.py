@@ -51,3 +51,27 @@ def test_bf16_forecast_stays_close_to_float32(seed: int) -> None:
     # spread, never by a shift of their scale
     err = (bf16 - f32).abs().mean() / f32.std()
     assert 0 < err < 0.05
+
+
+def test_bf16_mixed_training_and_precision_survive_serialization(seed: int, tmp_path) -> None:
+    import numpy as np
+
+    from common.training import TrainerConfig
+    from timeseries.estimator import TSDiffEstimator, TSDiffPredictor
+
+    data = [{"start": "2020-01-01 00:00", "target": 10 + np.sin(np.arange(120) / 4) + i}
+            for i in range(2)]
+    trainer = TrainerConfig(max_steps=3, accelerator="cpu", enable_progress_bar=False,
+                            precision="bf16-mixed", ema_decay=None)
+    est = TSDiffEstimator("h", 12, context_length=24, use_lags=False, hidden=8, blocks=1,
+                          batch_size=8, num_batches_per_epoch=3, trainer=trainer,
+                          precision="bf16")
+    pred = est.train(data)
+    assert all(torch.isfinite(p).all() for p in pred.denoiser.parameters())
+    assert all(p.dtype == torch.float32 for p in pred.denoiser.parameters())  # fp32 master
+    pred.serialize(tmp_path / "p")
+    loaded = TSDiffPredictor.deserialize(tmp_path / "p")
+    assert loaded.config.precision == "bf16"
+    fc = next(iter(loaded.predict(data, num_samples=4, sampler="ddim", steps=3,
+                                  progress=False)))
+    assert fc.samples.shape == (4, 12) and np.isfinite(fc.samples).all()
