@@ -39,6 +39,8 @@ class GeneratorConfig:
     """Model, training and sampling settings of a ``CrystalGenerator``."""
 
     slots: int | None = None  # L; None = from the data
+    occupancy_channel: bool = True  # 0/1 occupancy per slot (False: radius-only, pre-round-3)
+    restrict_elements: bool = True  # decode only into cells of elements seen in training
     channels: int = 32
     emb_dim: int = 128
     full_res_attention: bool = False
@@ -139,7 +141,8 @@ class CrystalGenerator:
                 raise ConfigError("sigma_data=None needs training data to be estimated")
             self.config.sigma_data = float(np.std(data))
         backbone = UniMatUNet(encoder.slots, self.config.channels, self.config.emb_dim,
-                              full_res_attention=self.config.full_res_attention)
+                              full_res_attention=self.config.full_res_attention,
+                              slot_channels=encoder.slot_channels)
         self.model = Preconditioned(backbone, sigma_data=self.config.sigma_data)
 
     def encode_dataset(self, structures: list[Structure]) -> tuple[np.ndarray, np.ndarray]:
@@ -172,7 +175,9 @@ class CrystalGenerator:
             raise DataError("empty training set", field="structures", expected="structures")
         fresh = self.model is None
         if self.encoder is None:
-            self.encoder = UniMatEncoder.fit(structures, self.config.slots)
+            self.encoder = UniMatEncoder.fit(structures, self.config.slots,
+                                             self.config.occupancy_channel,
+                                             self.config.restrict_elements)
         x, occ = self.encode_dataset(structures)
         if fresh:
             self._build(self.encoder, x)

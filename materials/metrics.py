@@ -21,6 +21,10 @@ from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Composition, Structure
 from scipy.stats import wasserstein_distance
 
+# Oxidation-state assignments smact_validity enumerates at most (CDVAE enumerates all: with 10+
+# elements that product explodes and never returns); compositions beyond it count as invalid.
+MAX_OX_COMBINATIONS = 200_000
+
 # CDVAE's per-dataset coverage thresholds (cdvae/scripts/compute_metrics.py: COV_Cutoffs).
 COV_CUTOFFS = {"mp20": {"struc": 0.4, "comp": 10.0}, "carbon": {"struc": 0.2, "comp": 4.0},
                "perovskite": {"struc": 0.2, "comp": 4.0}}
@@ -54,7 +58,11 @@ def _smact_valid_cached(symbols: tuple[str, ...], counts: tuple[int, ...],
         return False
     elems = [space[s] for s in symbols]
     eneg = [e.pauling_eneg for e in elems]
-    ox_sets = [getattr(e, "oxidation_states_smact14", None) or e.oxidation_states for e in elems]
+    # SMACT lists no oxidation state for some heavy elements (e.g. Rf): not assessable -> invalid
+    ox_sets = [getattr(e, "oxidation_states_smact14", None) or e.oxidation_states or []
+               for e in elems]
+    if math.prod(len(o) for o in ox_sets) > MAX_OX_COMBINATIONS:
+        return False  # e.g. 14 elements with 5 states each: not enumerable, not a real candidate
     threshold = max(counts)
     stoichs = [(c,) for c in counts]
     for ox in itertools.product(*ox_sets):

@@ -65,8 +65,15 @@ class Attention3d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, *sp = x.shape
-        h = self.norm(x).flatten(2).transpose(1, 2)
-        h, _ = self.attn(h, h, h, need_weights=False)
+        heads = self.attn.num_heads
+        h = self.norm(x).flatten(2).transpose(1, 2)  # [B, N, C]
+        # nn.MultiheadAttention's weights, explicit matmul-softmax: with head widths of 4-16 this
+        # is ~5x faster on CPU than its fused scaled_dot_product_attention kernel (same result)
+        q, k, v = F.linear(h, self.attn.in_proj_weight, self.attn.in_proj_bias).chunk(3, dim=-1)
+        q, k, v = (t.reshape(b, -1, heads, c // heads).transpose(1, 2) for t in (q, k, v))
+        w = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(c // heads), dim=-1)
+        h = (w @ v).transpose(1, 2).reshape(b, -1, c)
+        h = self.attn.out_proj(h)
         return x + h.transpose(1, 2).reshape(b, c, *sp)
 
 
@@ -75,6 +82,7 @@ class UniMatUNet(nn.Module):
 
     Args:
         slots: L, slots per element cell.
+        slot_channels: numbers per slot (6 coordinates, + 1 occupancy channel by default).
         channels: base width; the second level has twice as many.
         emb_dim: width of the noise/lattice embedding.
         full_res_attention: also attend over the full-resolution grid (the coarse level always
@@ -82,16 +90,17 @@ class UniMatUNet(nn.Module):
     """
 
     def __init__(self, slots: int, channels: int = 32, emb_dim: int = 128, heads: int = 4,
-                 full_res_attention: bool = False) -> None:
+                 full_res_attention: bool = False, slot_channels: int = COORD_CHANNELS + 1
+                 ) -> None:
         super().__init__()
         self.slots = slots
-        self.grid_shape = (COORD_CHANNELS, GRID_ROWS, GRID_COLS, slots)
+        self.grid_shape = (slot_channels, GRID_ROWS, GRID_COLS, slots)
         ch, ch2 = channels, 2 * channels
         self.t_embed = nn.Sequential(FourierEmbedding(emb_dim), nn.Linear(emb_dim, emb_dim),
                                      nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         self.lat_embed = nn.Sequential(nn.Linear(6, emb_dim), nn.SiLU(),
                                        nn.Linear(emb_dim, emb_dim))
-        self.inp = nn.Conv3d(COORD_CHANNELS + COND_CHANNELS, ch, 3, padding=1)
+        self.inp = nn.Conv3d(slot_channels + COND_CHANNELS, ch, 3, padding=1)
         self.down1 = ResBlock3d(ch, ch, emb_dim)
         self.pool = nn.Conv3d(ch, ch2, (3, 3, 1), stride=(2, 2, 1), padding=(1, 1, 0))
         self.down2 = ResBlock3d(ch2, ch2, emb_dim)
@@ -105,7 +114,7 @@ class UniMatUNet(nn.Module):
         # attention over all 162 L voxels costs about 2/3 of a step on CPU: optional
         self.attn_1 = Attention3d(ch, heads) if full_res_attention else nn.Identity()
         self.out_norm = nn.GroupNorm(_groups(ch), ch)
-        self.out = nn.Conv3d(ch, COORD_CHANNELS, 3, padding=1)
+        self.out = nn.Conv3d(ch, slot_channels, 3, padding=1)
         self.lat_out = nn.Sequential(nn.Linear(ch2 + emb_dim, emb_dim), nn.SiLU(),
                                      nn.Linear(emb_dim, 6))
         nn.init.zeros_(self.out.weight)

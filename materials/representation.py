@@ -9,7 +9,24 @@ Periodic handling (our choice, documented): every fractional coordinate f is sto
 (cos 2 pi f, sin 2 pi f) on the unit circle, so a slot has 6 channels and f = 0 and f = 1 are the
 same point (the representation itself is periodic; decoding is atan2 mod 1). The null value of an
 empty slot is the zero vector, the centre of every circle: at distance 1 per axis from any atom,
-whatever its coordinates. A slot is decoded as an atom when its mean radius exceeds 0.5.
+whatever its coordinates.
+
+Occupancy (``occupancy_channel=True``, the default since round 3): a seventh channel per slot holds
+1 for an atom and 0 for an empty slot (so its posterior mean is the probability of an atom), and
+decoding reads it (> 0.5 = atom). Empty slots stay the zero vector, so an untrained backbone
+(output ~0) keeps them empty (``sigma_data`` small; ``tests/materials/test_occupancy_fix.py``);
+a -1 null would have to be learnt as an output offset first. Without it (the
+original radius-only encoding, kept to load old checkpoints) a slot is an atom when its mean
+(cos, sin) radius exceeds 0.5; but the centre of the circles is also the posterior mean of an atom
+whose position is still uncertain, so "empty" and "occupied, position undecided" look alike to the
+denoiser and half-decided slots decode as extra atoms stacked on others (measured on Perov-5:
+~20 atoms per sample instead of 5, nearest neighbours 0.03 A apart;
+``benchmarks/results/materials.md``). A separate occupancy channel is UniMat's own choice in spirit
+(its null value lies outside the coordinate range, Sec. 2.1).
+
+Element cells: ``decode`` only places atoms in cells of elements seen in training (``elements``,
+recorded by ``fit``; a documented modelling choice: an unconditional model cannot have learnt an
+element it never saw, and stray slots there decoded as Rf, Db ... in the embedded demo).
 
 Lattice: (ln a, ln b, ln c, alpha, beta, gamma [deg]) standardised by data statistics.
 Within a cell, atoms fill the first slots in lexicographic order of their wrapped coordinates.
@@ -27,7 +44,7 @@ from common.errors import DataError
 
 GRID_ROWS, GRID_COLS = 9, 18
 COORD_CHANNELS = 6  # (cos, sin) of x, y, z
-OCCUPIED_RADIUS = 0.5
+OCCUPIED_RADIUS = 0.5  # radius-only encoding: a slot is an atom above this mean radius
 
 
 def element_cell(element: Element | str) -> tuple[int, int]:
@@ -127,32 +144,58 @@ def valid_lattice(abc_angles: tuple[float, ...], min_volume: float = 0.1) -> boo
 
 @dataclass
 class UniMatEncoder:
-    """Structure <-> UniMat tensor ([6, 9, 18, L] coordinates + [6] lattice), flattened."""
+    """Structure <-> UniMat tensor ([C, 9, 18, L] slots + [6] lattice), flattened.
+
+    C = 7 with the occupancy channel (6 coordinate channels + occupancy 0/1), else 6.
+    ``elements``: symbols decoding may use (None = every element of the table).
+    """
 
     slots: int
     lattice: LatticeScaler = field(default_factory=LatticeScaler)
+    occupancy_channel: bool = True
+    elements: list[str] | None = None
 
     @classmethod
-    def fit(cls, structures: list[Structure], slots: int | None = None) -> UniMatEncoder:
-        """L from the data (unless given) and lattice statistics of ``structures``."""
-        return cls(slots or max_atoms_per_element(structures), LatticeScaler.fit(structures))
+    def fit(cls, structures: list[Structure], slots: int | None = None,
+            occupancy_channel: bool = True, restrict_elements: bool = True) -> UniMatEncoder:
+        """L from the data (unless given), lattice statistics and the elements of ``structures``."""
+        elements = None
+        if restrict_elements:
+            elements = sorted({_element_of(sp, "structure").symbol for s in structures
+                               for sp in s.composition}, key=lambda e: Element(e).Z)
+        return cls(slots or max_atoms_per_element(structures), LatticeScaler.fit(structures),
+                   occupancy_channel, elements)
 
     # sizes -----------------------------------------------------------------------------------
     @property
+    def slot_channels(self) -> int:
+        return COORD_CHANNELS + int(self.occupancy_channel)
+
+    @property
     def grid_shape(self) -> tuple[int, int, int, int]:
-        return (COORD_CHANNELS, GRID_ROWS, GRID_COLS, self.slots)
+        return (self.slot_channels, GRID_ROWS, GRID_COLS, self.slots)
 
     @property
     def dim(self) -> int:
-        """Length of the flat vector: 6 * 9 * 18 * L coordinates then 6 lattice numbers."""
+        """Length of the flat vector: C * 9 * 18 * L slot numbers then 6 lattice numbers."""
         return int(np.prod(self.grid_shape)) + 6
 
+    def cell_mask(self) -> np.ndarray:
+        """[9, 18] bool: the element cells decoding may use (``elements``, or every element)."""
+        mask = np.zeros((GRID_ROWS, GRID_COLS), dtype=bool)
+        for (r, c), el in CELL_ELEMENT.items():
+            mask[r, c] = self.elements is None or el.symbol in self.elements
+        return mask
+
     def as_dict(self) -> dict:
-        return {"slots": self.slots, "lattice": asdict(self.lattice)}
+        return {"slots": self.slots, "lattice": asdict(self.lattice),
+                "occupancy_channel": self.occupancy_channel, "elements": self.elements}
 
     @classmethod
     def from_dict(cls, d: dict) -> UniMatEncoder:
-        return cls(int(d["slots"]), LatticeScaler(**d["lattice"]))
+        # checkpoints from before round 3 have neither key: radius encoding, every element
+        return cls(int(d["slots"]), LatticeScaler(**d["lattice"]),
+                   bool(d.get("occupancy_channel", False)), d.get("elements"))
 
     # encoding ----------------------------------------------------------------------------------
     def occupancy(self, composition: Composition | str, item: str = "composition") -> np.ndarray:
@@ -190,8 +233,10 @@ class UniMatEncoder:
             coords.sort(key=lambda f: tuple(np.round(f, 8)))
             f = np.array(coords)  # [n, 3]
             ang = 2 * np.pi * f
-            grid[0::2, r, c, : len(f)] = np.cos(ang).T
-            grid[1::2, r, c, : len(f)] = np.sin(ang).T
+            grid[0:COORD_CHANNELS:2, r, c, : len(f)] = np.cos(ang).T
+            grid[1:COORD_CHANNELS:2, r, c, : len(f)] = np.sin(ang).T
+            if self.occupancy_channel:
+                grid[COORD_CHANNELS, r, c, : len(f)] = 1.0
         return np.concatenate([grid.ravel(), self.lattice.encode(structure.lattice)])
 
     # decoding ----------------------------------------------------------------------------------
@@ -203,18 +248,23 @@ class UniMatEncoder:
                min_volume: float = 0.1) -> Structure | None:
         """A Structure from a flat vector, or None when the lattice is invalid or no atom is left.
 
-        Slots whose mean (cos, sin) radius is below 0.5 are empty unless ``occupancy`` (a [9, 18, L]
-        mask, e.g. from a CSP composition) says which slots hold atoms.
+        Without ``occupancy`` (a [9, 18, L] mask, e.g. from a CSP composition) a slot holds an
+        atom when its occupancy channel exceeds 0.5 (radius-only encoding: mean (cos, sin)
+        radius above 0.5), and only in the cells of ``elements``.
         """
         grid, lat = self.split(flat)
         params = self.lattice.decode(lat)
         if not valid_lattice(params, min_volume):
             return None
-        cos, sin = grid[0::2], grid[1::2]  # [3, 9, 18, L]
-        if occupancy is None:
-            occupied = np.sqrt(cos**2 + sin**2).mean(0) > OCCUPIED_RADIUS
-        else:
+        cos, sin = grid[0:COORD_CHANNELS:2], grid[1:COORD_CHANNELS:2]  # [3, 9, 18, L]
+        if occupancy is not None:
             occupied = np.asarray(occupancy) > 0.5
+        else:
+            if self.occupancy_channel:
+                occupied = grid[COORD_CHANNELS] > 0.5
+            else:
+                occupied = np.sqrt(cos**2 + sin**2).mean(0) > OCCUPIED_RADIUS
+            occupied = occupied & self.cell_mask()[:, :, None]
         species, coords = [], []
         for r, c, k in zip(*np.nonzero(occupied)):
             el = cell_element(int(r), int(c))

@@ -77,3 +77,16 @@ def test_csp_match_rate():
     r2 = csp_match([[bad, good]], [target], k=2)
     assert r1["match_rate"] == 0.0 and r2["match_rate"] == 1.0
     assert r2["rmse"] < 0.05
+
+
+def test_smact_validity_returns_for_many_elements_and_elements_without_oxidation_states():
+    import time
+
+    # 14 elements: the CDVAE enumeration of oxidation states would not finish
+    junk = Composition("LiBeNaMgKCaRbSrCsBaOFSCl")
+    t = time.perf_counter()
+    assert smact_validity(junk) is False
+    assert time.perf_counter() - t < 5.0
+    # Rf has no SMACT oxidation states: not assessable, so invalid rather than a crash
+    assert smact_validity(Composition("RfO2")) is False
+    assert smact_validity(Composition("SrTiO3")) is True
