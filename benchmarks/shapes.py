@@ -112,20 +112,22 @@ def method_rows(methods: dict[str, list]) -> list[str]:
 
 
 def reconstruction_rows(data: Path, n_points: int, res: int, model_path: str | None
-                        ) -> list[str]:
+                        ) -> tuple[list[str], float]:
     from shapes.mesh_io import load_mesh, normalize_to_unit_cube
     from shapes.metrics import sample_surface
     from shapes.sdf import SDFConfig, mesh_to_sdf
 
     methods: dict[str, list] = {}
-    model = None
+    model, secs = None, []
     if model_path:
         from shapes.model import ShapeModel
 
         model = ShapeModel.load(model_path)
     for rel in MESHES:
         mesh = normalize_to_unit_cube(load_mesh(data / rel), 0.05)[0]
+        t0 = time.perf_counter()
         gt_sdf, _ = mesh_to_sdf(mesh, SDFConfig(resolution=res), normalized=True)
+        secs.append(time.perf_counter() - t0)
         pts, nrm = sample_surface(mesh, n_points, 0)
         ref = sample_surface(mesh, 5000, 1)[0]
         cands = {}
@@ -138,7 +140,7 @@ def reconstruction_rows(data: Path, n_points: int, res: int, model_path: str | N
             z = model.sample_latents(1, pts, 0, progress=False)
             cands["ours (WaLa, point cond.)"] = model.decode(z)
         score_candidates(cands, gt_sdf, ref, res, methods)
-    return method_rows(methods)
+    return method_rows(methods), float(np.mean(secs))
 
 
 def autoencoder_rows(data: Path, model_path: str) -> list[str]:
@@ -244,6 +246,9 @@ def main() -> None:
     p.add_argument("--codec-only-res", type=int, nargs="*", default=[],
                    help="grids for the codec rows and SDF timing only (e.g. 256)")
     p.add_argument("--codec-limit", type=int, default=2, help="meshes for --codec-only-res")
+    p.add_argument("--timing-res", type=int, nargs="*", default=[],
+                   help="more grids for the generation timing only")
+    p.add_argument("--skip-codec", action="store_true", help="no codec rows for --res")
     p.add_argument("--top-k", type=int, default=20000)
     p.add_argument("--points", type=int, default=2048)
     p.add_argument("--model", default=None, help="a point-conditioned ShapeModel checkpoint")
@@ -262,10 +267,12 @@ def main() -> None:
              "## 1. Wavelet codec (bior6.8, 3 levels, symmetric), no learning", "",
              "| grid | kept | IoU | Chamfer-L1 | bytes/shape | compression vs float32 grid "
              "| meshes |", "|---|---|---|---|---|---|---|"]
-    sdf_secs = {}
-    for res in args.res:
+    sdf_secs: dict[int, float] = {}
+    for res in [] if args.skip_codec else args.res:
         rows, sdf_secs[res] = codec_rows(data, res, args.top_k)
         lines += rows
+    if args.skip_codec:
+        lines.append("| (not re-run: --skip-codec) | | | | | | |")
     for res in args.codec_only_res:
         rows, sdf_secs[res] = codec_rows(data, res, args.top_k, args.codec_limit)
         lines += rows
@@ -284,7 +291,9 @@ def main() -> None:
         import open3d  # noqa: F401
     except ImportError:
         lines.append("| Poisson | Open3D not installed: `pip install open3d` | | |")
-    lines += reconstruction_rows(data, args.points, args.res[0], args.model)
+    rows, secs = reconstruction_rows(data, args.points, args.res[0], args.model)
+    lines += rows
+    sdf_secs.setdefault(args.res[0], secs)
     if not args.model:
         lines += ["", "Our point-conditioned model needs a checkpoint trained on a real corpus "
                   "(`--model`); none was trained here (CPU budget), so only the baselines ran."]
@@ -303,9 +312,10 @@ def main() -> None:
     lines += ["", "## 3. Timings on this CPU", "", "| grid | wavelet levels, latent | SDF "
               "preprocessing s/mesh | generation s/mesh (8 Heun steps, batch 2) |",
               "|---|---|---|---|"]
-    for res in list(args.res) + list(args.codec_only_res):
+    for res in sorted(set(args.res) | set(args.codec_only_res) | set(args.timing_res)):
         levels, latent = GEOMETRY.get(res, (3, 12))
-        lines.append(f"| {res}^3 | {levels}, {latent}^3 x 4 | {sdf_secs[res]:.2f} | "
+        sdf = f"{sdf_secs[res]:.2f}" if res in sdf_secs else "not run"
+        lines.append(f"| {res}^3 | {levels}, {latent}^3 x 4 | {sdf} | "
                      f"{generation_seconds(res):.2f} |")
     lines += ["", "WaLa reports 2.5-4 s per shape on an A100 at 256^3 (with its billion-parameter "
               "model). Our generation timing uses the default (small) network with untrained "

@@ -71,8 +71,10 @@ class ExportConfig:
 @dataclass
 class ShapesConfig:
     data: DataConfig = field(default_factory=DataConfig)
+    # one model serves unconditional sampling and point clouds: half of its training examples
+    # are unconditional (the null condition), not 10 % as for a conditional-only model
     model: ShapeModelConfig = field(default_factory=lambda: ShapeModelConfig(
-        resolution=64, condition="points"))
+        resolution=64, condition="points", cond_drop=0.5))
     sample: SampleConfig = field(default_factory=SampleConfig)
     evaluate: EvalConfig = field(default_factory=EvalConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
@@ -349,12 +351,11 @@ def export(cfg: ShapesConfig, run: RunDir) -> None:
         images.append(render_preview(show, run.plots / f"{group}.png", titles=titles,
                                      views=((25, 35), (25, 145))))
     train = _load_npz(run.path / "data" / "train.npz", "prepare")  # what samples should resemble
-    k = cfg.export.previews
-    images.append(render_preview([_mc(g, cfg) for g in train["sdf"][:k]],
+    pick = np.unique(np.linspace(0, len(train["sdf"]) - 1, cfg.export.previews).astype(int))
+    images.append(render_preview([_mc(train["sdf"][i], cfg) for i in pick],
                                  run.plots / "training_shapes.png",
-                                 titles=[f"{Path(str(n)).stem} (train)"
-                                         for n in train["names"][:k]],
-                                 views=((25, 35), (25, 145))))
+                                 titles=[f"{Path(str(train['names'][i])).stem} (train)"
+                                         for i in pick], views=((25, 35), (25, 145))))
     metrics = run.metrics()
     info = json.loads((run.path / "data" / "info.json").read_text())
     text = [f"Data: {info['source']}; {info['n_train']} training and {info['n_holdout']} "
