@@ -1,13 +1,16 @@
 """User-facing stylizer (GenMoStyle, Guo et al. ICLR 2024, Sec. 3.4 inference): fit, stylize, save.
 
 ``Stylizer(config).fit(clips)`` trains the motion autoencoder, then the latent stylizer;
-``stylize(content, style=...)`` re-renders a clip in a style given by a label (the style code of a
-training window of that label: the one nearest the label's mean code, or a seeded random one;
-codes are taken from the training set, not drawn from a per-label Gaussian, because the style
-code also carries some motion-specific information, so independent per-dimension draws land off
-the generator's training distribution), by a reference clip (a draw
-from the style encoder's posterior) or by ``None`` (a draw from the standard-normal prior). The
-output is a :class:`~motion.bvh.Clip` on the content clip's skeleton, starting where it starts.
+``stylize(content, style=...)`` re-renders a clip in a style given by a label, by a reference clip
+(a draw from the style encoder's posterior) or by ``None`` (a prior draw). A label picks a style
+code as ``config.label_code`` says: ``near`` (default) the posterior code of the label's training
+window nearest the content clip's own code (a seeded draw among the 5 nearest when ``seed`` is
+given), ``bank`` a training code of the label, ``encode`` the content clip encoded with the
+target label. Codes are taken from the training set, not drawn from a per-label Gaussian, since
+such draws left the generator's training distribution (issue 7). ``style=None`` draws from
+N(0, I) (``style_prior="gaussian"``, the paper), from a Gaussian fitted to the training codes
+(``"posterior"``) or from an EDM diffusion prior (``"diffusion"``). The output is a
+:class:`~motion.bvh.Clip` on the content clip's skeleton, starting where it starts.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from common.errors import CheckpointError, DataError
+from common.errors import CheckpointError, ConfigError, DataError
 from common.io import load_checkpoint, save_checkpoint
 from common.seeds import randn, sample_generators
 from common.training import TrainerConfig, make_trainer
@@ -45,6 +48,11 @@ class Stylizer:
 
     def __init__(self, config: StylizerConfig | None = None, **overrides: Any) -> None:
         self.config = dataclasses.replace(config or StylizerConfig(), **overrides)
+        for name, valid in (("label_code", ("near", "bank", "encode")),
+                            ("style_prior", ("gaussian", "posterior", "diffusion"))):
+            if getattr(self.config, name) not in valid:
+                raise ConfigError(f"model.{name}={getattr(self.config, name)!r}; valid: "
+                                  + ", ".join(valid))
         self.styles: list[str] = []
         self.template: Clip | None = None
         self.info: SkeletonInfo | None = None

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from common.errors import CheckpointError, DataError
+from common.errors import CheckpointError, ConfigError, DataError
 from common.training import TrainerConfig
 from motion.bvh import load_bvh, save_bvh
 from motion.procedural import generate_clip, generate_dataset
@@ -103,6 +103,10 @@ def test_bad_inputs(fitted, content, tmp_path):
     assert "other_rig.bvh" in str(err.value)
     with pytest.raises(CheckpointError):
         Stylizer().stylize(content, "tired")
+    with pytest.raises(ConfigError, match="label_code='nearest'; valid: near, bank, encode"):
+        Stylizer(label_code="nearest")
+    with pytest.raises(ConfigError, match="style_prior='vae'"):
+        Stylizer(style_prior="vae")
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="bad.pt"):
