@@ -41,6 +41,15 @@ class GeneratorConfig:
     slots: int | None = None  # L; None = from the data
     occupancy_channel: bool = True  # 0/1 occupancy per slot (False: radius-only, pre-round-3)
     restrict_elements: bool = True  # decode only into cells of elements seen in training
+    # unconditional decoding: "data" draws the atom count n from the training distribution and
+    # keeps the n most occupied slots (DiffCSP's ab initio generation also fixes n from the
+    # training distribution first); "threshold": every slot whose occupancy exceeds 0.5
+    atom_count: str = "data"
+    # unconditional sampling: "two_stage" samples a composition (the occupied slots of an
+    # unconditional draw), then its structure with the CSP mode: p(x) = p(comp) p(x | comp),
+    # both from this one model (trained 1 - p_uncond of the time on the conditional task);
+    # "joint" keeps the unconditional draw's own coordinates
+    unconditional: str = "two_stage"
     channels: int = 32
     emb_dim: int = 128
     full_res_attention: bool = False
@@ -215,18 +224,27 @@ class CrystalGenerator:
 
     @torch.no_grad()
     def sample_flat(self, n: int, composition: Composition | str | None = None,
-                    seed: int | None = None, batch_size: int = 256, progress: bool = True
+                    seed: int | None = None, batch_size: int = 256, progress: bool = True,
+                    occupancy: np.ndarray | None = None, stream: int = 0
                     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Raw flat samples [n, D] (and the occupancy used, in CSP mode)."""
+        """Raw flat samples [n, D] (and the occupancy used, in CSP mode).
+
+        ``occupancy``: per-sample CSP masks [n, 9, 18, L] instead of one ``composition``.
+        Sample ``i`` uses the generator seeded ``seed + i + stream * 2**40``.
+        """
         self._require_model()
         cfg = self.config
         seed = 0 if seed is None else int(seed)
-        gens = sample_generators([seed + i for i in range(n)])
+        gens = sample_generators([seed + i + stream * 2**40 for i in range(n)])
         sampler = get_sampler(cfg.sampler)
         sigmas = sigmas_karras(cfg.steps, cfg.sigma_min, cfg.sigma_max, cfg.rho)
         cond_np = None if composition is None else self.condition(composition)
+        cond_all = None
+        if occupancy is not None:
+            occupancy = np.asarray(occupancy, dtype=np.float64)
+            cond_all = np.stack([occupancy, np.ones_like(occupancy)], axis=1)
         denoise = self.model
-        if cond_np is not None and cfg.guidance != 1.0:
+        if (cond_np is not None or cond_all is not None) and cfg.guidance != 1.0:
             denoise = classifier_free(self.model, cfg.guidance, uncond=None)
         self.model.eval()
         out = []
@@ -236,6 +254,8 @@ class CrystalGenerator:
             x = randn((len(g), self.encoder.dim), g) * sigmas[0]
             cond = None if cond_np is None else torch.as_tensor(
                 cond_np, dtype=torch.float32)[None].expand(len(g), *cond_np.shape)
+            if cond_all is not None:
+                cond = torch.as_tensor(cond_all[start:start + batch_size], dtype=torch.float32)
             out.append(sampler(denoise, x, sigmas, cond=cond, generator=g).double().numpy())
             bar.update(len(g))
         bar.close()
@@ -254,9 +274,30 @@ class CrystalGenerator:
         """
         if composition is not None:
             composition = _check_csp_composition(composition, check_composition)
+        if self.config.atom_count not in ("data", "threshold"):
+            raise ConfigError(f"atom_count={self.config.atom_count!r}; expected 'data' or "
+                              "'threshold'")
+        if self.config.unconditional not in ("two_stage", "joint"):
+            raise ConfigError(f"unconditional={self.config.unconditional!r}; expected "
+                              "'two_stage' or 'joint'")
         flat, occ = self.sample_flat(n, composition, seed, progress=progress)
-        out = [self.encoder.decode(f, occupancy=occ) for f in flat]
+        seed = 0 if seed is None else int(seed)
+        masks = [self._decode_mask(f, occ, seed + i) for i, f in enumerate(flat)]
+        if composition is None and self.config.unconditional == "two_stage":
+            masks = [self.encoder.occupancy_mask(f) if m is None else m
+                     for f, m in zip(flat, masks)]
+            flat, _ = self.sample_flat(n, seed=seed, progress=progress,
+                                       occupancy=np.stack(masks), stream=1)
+        out = [self.encoder.decode(f, occupancy=m) for f, m in zip(flat, masks)]
         return out if return_invalid else [s for s in out if s is not None]
+
+    def _decode_mask(self, flat: np.ndarray, occ: np.ndarray | None, seed: int
+                     ) -> np.ndarray | None:
+        """CSP occupancy, the top-n slots for an atom count n drawn with ``seed``, or None."""
+        if occ is not None or self.config.atom_count != "data":
+            return occ
+        n = self.encoder.draw_atom_count(np.random.default_rng([seed, 1]))
+        return None if n is None else self.encoder.top_slots(flat, n)
 
     # persistence ----------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:

@@ -154,6 +154,7 @@ class UniMatEncoder:
     lattice: LatticeScaler = field(default_factory=LatticeScaler)
     occupancy_channel: bool = True
     elements: list[str] | None = None
+    atom_counts: dict[str, float] | None = None  # training distribution of atoms per cell
 
     @classmethod
     def fit(cls, structures: list[Structure], slots: int | None = None,
@@ -163,8 +164,10 @@ class UniMatEncoder:
         if restrict_elements:
             elements = sorted({_element_of(sp, "structure").symbol for s in structures
                                for sp in s.composition}, key=lambda e: Element(e).Z)
+        counts = np.bincount([len(s) for s in structures])
+        atom_counts = {str(n): float(c / counts.sum()) for n, c in enumerate(counts) if c}
         return cls(slots or max_atoms_per_element(structures), LatticeScaler.fit(structures),
-                   occupancy_channel, elements)
+                   occupancy_channel, elements, atom_counts)
 
     # sizes -----------------------------------------------------------------------------------
     @property
@@ -189,13 +192,15 @@ class UniMatEncoder:
 
     def as_dict(self) -> dict:
         return {"slots": self.slots, "lattice": asdict(self.lattice),
-                "occupancy_channel": self.occupancy_channel, "elements": self.elements}
+                "occupancy_channel": self.occupancy_channel, "elements": self.elements,
+                "atom_counts": self.atom_counts}
 
     @classmethod
     def from_dict(cls, d: dict) -> UniMatEncoder:
         # checkpoints from before round 3 have neither key: radius encoding, every element
         return cls(int(d["slots"]), LatticeScaler(**d["lattice"]),
-                   bool(d.get("occupancy_channel", False)), d.get("elements"))
+                   bool(d.get("occupancy_channel", False)), d.get("elements"),
+                   d.get("atom_counts"))
 
     # encoding ----------------------------------------------------------------------------------
     def occupancy(self, composition: Composition | str, item: str = "composition") -> np.ndarray:
@@ -244,6 +249,38 @@ class UniMatEncoder:
         flat = np.asarray(flat, dtype=np.float64)
         return flat[:-6].reshape(self.grid_shape), flat[-6:]
 
+    def occupancy_score(self, flat: np.ndarray) -> np.ndarray:
+        """[9, 18, L] how occupied each slot looks (occupancy channel, or mean radius);
+        -inf in cells outside ``elements``."""
+        grid, _ = self.split(flat)
+        if self.occupancy_channel:
+            score = grid[COORD_CHANNELS].copy()
+        else:
+            score = np.sqrt(grid[0:COORD_CHANNELS:2] ** 2 + grid[1:COORD_CHANNELS:2] ** 2).mean(0)
+        score[~self.cell_mask()] = -np.inf
+        return score
+
+    def occupancy_mask(self, flat: np.ndarray) -> np.ndarray:
+        """[9, 18, L] the slots ``decode`` treats as atoms without a given occupancy."""
+        score = self.occupancy_score(flat)
+        return (score > (0.5 if self.occupancy_channel else OCCUPIED_RADIUS)).astype(np.float64)
+
+    def top_slots(self, flat: np.ndarray, n: int) -> np.ndarray:
+        """[9, 18, L] mask of the ``n`` slots that look most occupied (allowed cells only)."""
+        score = self.occupancy_score(flat)
+        n = min(int(n), int(np.isfinite(score).sum()))
+        mask = np.zeros(score.size)
+        mask[np.argsort(-score.ravel(), kind="stable")[:n]] = 1.0
+        return mask.reshape(score.shape)
+
+    def draw_atom_count(self, rng: np.random.Generator) -> int | None:
+        """An atom count from the training distribution (None when it was not recorded)."""
+        if not self.atom_counts:
+            return None
+        ns = [int(k) for k in self.atom_counts]
+        p = np.array(list(self.atom_counts.values()))
+        return int(rng.choice(ns, p=p / p.sum()))
+
     def decode(self, flat: np.ndarray, occupancy: np.ndarray | None = None,
                min_volume: float = 0.1) -> Structure | None:
         """A Structure from a flat vector, or None when the lattice is invalid or no atom is left.
@@ -260,11 +297,7 @@ class UniMatEncoder:
         if occupancy is not None:
             occupied = np.asarray(occupancy) > 0.5
         else:
-            if self.occupancy_channel:
-                occupied = grid[COORD_CHANNELS] > 0.5
-            else:
-                occupied = np.sqrt(cos**2 + sin**2).mean(0) > OCCUPIED_RADIUS
-            occupied = occupied & self.cell_mask()[:, :, None]
+            occupied = self.occupancy_mask(flat) > 0.5
         species, coords = [], []
         for r, c, k in zip(*np.nonzero(occupied)):
             el = cell_element(int(r), int(c))

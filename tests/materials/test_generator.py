@@ -93,3 +93,35 @@ def test_classifier_free_guidance_endpoints(generator):
         assert not np.allclose(g, c) and not np.allclose(g, u)
     finally:
         generator.config.guidance = old
+
+
+def test_per_sample_occupancy_equals_one_composition_at_a_time(generator):
+    occ = np.stack([generator.encoder.occupancy(c) for c in ("SrTiO3", "KMgF3")])
+    both, _ = generator.sample_flat(2, seed=5, occupancy=occ, progress=False)
+    one, _ = generator.sample_flat(1, composition="KMgF3", seed=6, progress=False)
+    np.testing.assert_allclose(both[1], one[0], atol=1e-5)
+
+
+def test_unconditional_atom_count_is_drawn_from_the_training_distribution(generator):
+    assert generator.encoder.atom_counts == {"5": 1.0}  # every training cell has 5 atoms
+    generator.config.atom_count = "data"
+    out = generator.sample(4, seed=0, return_invalid=True, progress=False)
+    decoded = [s for s in out if s is not None]
+    assert decoded and all(len(s) == 5 for s in decoded)
+
+
+def test_two_stage_keeps_the_first_stage_composition_and_redraws_coordinates(generator):
+    cfg = generator.config
+    cfg.atom_count = "data"
+    try:
+        cfg.unconditional = "joint"
+        joint = generator.sample(3, seed=2, return_invalid=True, progress=False)
+        cfg.unconditional = "two_stage"
+        two = generator.sample(3, seed=2, return_invalid=True, progress=False)
+    finally:
+        cfg.unconditional = "two_stage"
+    pairs = [(a, b) for a, b in zip(joint, two) if a is not None and b is not None]
+    assert pairs
+    for a, b in pairs:
+        assert a.composition == b.composition
+    assert any(not np.allclose(a.frac_coords, b.frac_coords) for a, b in pairs)
