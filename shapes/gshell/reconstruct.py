@@ -28,6 +28,7 @@ hull of the masks (space carving), so a CPU budget of a few hundred steps suffic
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -367,6 +368,10 @@ def reconstruct(views: Views, cameras: list[Camera], cfg: ReconstructConfig | No
         cfg = ReconstructConfig(**{**cfg.__dict__, **overrides})
     rec = optimise(views, cameras, cfg, renderer)
     mesh = rec.mesh()
+    if len(mesh.faces) == 0:
+        warnings.warn(f"G-Shell ({cfg.mode}) reconstruction collapsed to an empty mesh (the SDF "
+                      f"is positive everywhere at resolution {cfg.resolution}); try a lower lr, "
+                      "fewer iterations or another resolution", RuntimeWarning, stacklevel=2)
     mesh.metadata["gshell"] = {"seconds": rec.seconds, "final_loss": rec.history[-1]
                                if rec.history else None, "mode": cfg.mode}
     return mesh
