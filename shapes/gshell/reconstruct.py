@@ -334,8 +334,15 @@ def optimise(views: Views, cameras: list[Camera], cfg: ReconstructConfig | None 
             if cfg.w_msdf_smooth > 0:
                 loss = loss + cfg.w_msdf_smooth * msdf_dirichlet(tmsdf, shell.template_faces) / h**2
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        if torch.isfinite(loss):
+            loss.backward()
+            # a degenerate (zero-area) face can give the rasteriser a non-finite gradient; one
+            # such entry would turn every field into NaN through Adam, so it is zeroed
+            for group in opt.param_groups:
+                for q in group["params"]:
+                    if q.grad is not None:
+                        torch.nan_to_num_(q.grad, nan=0.0, posinf=0.0, neginf=0.0)
+            opt.step()
         sched.step()
         history.append(float(loss.detach()))
         bar.set_postfix(loss=f"{history[-1]:.4f}", faces=int(shell.faces.shape[0]))

@@ -256,3 +256,27 @@ def test_cropped_view_does_not_carve_beyond_its_image():
     cropped[0, 3:7, 3:10] = 1  # the object runs off the right edge
     assert bool(outside_some_mask(far_right, whole, [cam])[0])
     assert not bool(outside_some_mask(far_right, cropped, [cam])[0])
+
+
+class _NanGradRenderer:
+    """DEODR whose mask carries a NaN gradient (sqrt at 0) but a finite value."""
+
+    name = "deodr-nan"
+
+    def __init__(self) -> None:
+        self.inner = DeodrRenderer()
+
+    def render(self, vertices, faces, camera, vertex_colors=None):
+        out = self.inner.render(vertices, faces, camera, vertex_colors)
+        out["mask"] = out["mask"] + torch.sqrt(vertices.sum() * 0)
+        return out
+
+
+def test_non_finite_gradients_do_not_poison_the_fields(hemi_views):
+    from shapes.gshell.reconstruct import ReconstructConfig, optimise
+
+    views, cams = hemi_views
+    cfg = ReconstructConfig(resolution=12, iterations=3, views_per_step=1, progress=False)
+    rec = optimise(views, cams, cfg, _NanGradRenderer())
+    assert all(bool(torch.isfinite(t).all()) for t in (rec.sdf, rec.msdf, rec.deform))
+    assert len(rec.mesh().faces) > 0
