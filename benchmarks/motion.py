@@ -50,6 +50,7 @@ def main() -> None:
     p.add_argument("--w-kl", type=float, default=d.w_kl)
     p.add_argument("--w-kl-label", type=float, default=d.w_kl_label)
     p.add_argument("--w-style-cls", type=float, default=d.w_style_cls)
+    p.add_argument("--w-content-adv", type=float, default=d.w_content_adv)
     p.add_argument("--same-clip-swap", action="store_true",
                    help="round-2 pairing: swap partner from the same clip")
     p.add_argument("--label-code", default=d.label_code, choices=["near", "bank", "encode"])
@@ -70,6 +71,7 @@ def main() -> None:
                          style=32, depth=1, batch_size=32, lr=args.lr, ae_steps=args.ae_steps,
                          stylizer_steps=args.stylizer_steps, seed=args.seed, w_kl=args.w_kl,
                          w_kl_label=args.w_kl_label, w_style_cls=args.w_style_cls,
+                         w_content_adv=args.w_content_adv,
                          cross_clip_swap=not args.same_clip_swap, label_code=args.label_code)
     trainer = TrainerConfig(ema_decay=None, enable_progress_bar=False, seed=args.seed,
                             gradient_clip_val=args.grad_clip)

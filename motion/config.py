@@ -29,6 +29,8 @@ class ModelConfig:
             clip; w_kl_label: symmetric KL between windows of two clips of one label.
         w_style_cls: supervised only: an auxiliary latent style classifier, trained on real
             latents, must recognise the given style in the hetero-style (cycle) outputs.
+        w_content_adv: supervised only: a critic learns the style label from the content code;
+            the content encoder is trained to make its prediction uniform.
         label_code: how a style label picks its code at inference: ``near`` (the label's
             training code nearest the content's own code), ``bank`` (nearest the label's mean,
             or a seeded random training code), ``encode`` (the content encoded with the target
@@ -59,6 +61,7 @@ class ModelConfig:
     w_kl_pair: float = 1e-2
     w_kl_label: float = 0.0
     w_style_cls: float = 0.0
+    w_content_adv: float = 0.0
     cross_clip_swap: bool = True
     style_label: bool = True
     label_code: str = "near"

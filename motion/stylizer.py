@@ -132,7 +132,8 @@ class Stylizer:
                                 w_rec=cfg.w_rec, w_swap=cfg.w_swap, w_cycle=cfg.w_cycle,
                                 w_kl=cfg.w_kl, w_kl_pair=cfg.w_kl_pair,
                                 w_kl_label=cfg.w_kl_label, label_dropout=cfg.label_dropout,
-                                w_style_cls=cfg.w_style_cls, n_styles=len(self.styles))
+                                w_style_cls=cfg.w_style_cls, w_content_adv=cfg.w_content_adv,
+                                n_styles=len(self.styles))
         self._run(stage2, loader, dataclasses.replace(tcfg, max_steps=cfg.stylizer_steps), ckpt,
                   "stylizer")
         for net in self.nets.values():

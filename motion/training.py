@@ -119,7 +119,7 @@ class StylizerModule(pl.LightningModule):
                  w_rec: float = 1.0, w_swap: float = 1.0, w_cycle: float = 0.5,
                  w_kl: float = 1e-2, w_kl_pair: float = 1e-2, w_kl_label: float = 0.0,
                  w_feat: float = 1.0, label_dropout: float = 0.2, w_style_cls: float = 0.0,
-                 n_styles: int = 0) -> None:
+                 w_content_adv: float = 0.0, n_styles: int = 0) -> None:
         super().__init__()
         self.ae = ae.requires_grad_(False)
         self.content, self.style, self.generator = content, style, generator
@@ -127,9 +127,14 @@ class StylizerModule(pl.LightningModule):
         if supervised and w_style_cls > 0 and n_styles > 1:
             hidden = generator.inp.out_channels
             self.critic = LatentStyleClassifier(generator.out.out_channels, hidden, n_styles)
+        self.content_critic = None
+        if supervised and w_content_adv > 0 and n_styles > 1:
+            ch = generator.inp.in_channels
+            self.content_critic = LatentStyleClassifier(ch, generator.inp.out_channels, n_styles)
         self.supervised, self.lr, self.label_dropout = supervised, lr, label_dropout
         self.w = dict(rec=w_rec, swap=w_swap, cycle=w_cycle, kl=w_kl, kl_pair=w_kl_pair,
-                      kl_label=w_kl_label, feat=w_feat, style_cls=w_style_cls, critic=1.0)
+                      kl_label=w_kl_label, feat=w_feat, style_cls=w_style_cls, critic=1.0,
+                      content_adv=w_content_adv, content_critic=1.0)
 
     def _sample(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
         return mu + torch.randn_like(mu) * (0.5 * logvar).exp()
@@ -162,6 +167,15 @@ class StylizerModule(pl.LightningModule):
         return {"critic": ce(self.critic(z1.detach()), lab1),
                 "style_cls": ce(logits, torch.cat([lab1, lab_n]))}
 
+    def _content_terms(self, c: torch.Tensor, lab: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Style-adversarial content code: a critic learns the style from ``c`` (detached); the
+        content encoder pushes the critic's prediction (frozen weights) towards uniform."""
+        frozen = {k: v.detach() for k, v in self.content_critic.named_parameters()}
+        logp = torch.func.functional_call(self.content_critic, frozen, (c,)).log_softmax(-1)
+        return {"content_critic": torch.nn.functional.cross_entropy(
+                    self.content_critic(c.detach()), lab),
+                "content_adv": -logp.mean()}
+
     def losses(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """All GenMoStyle terms for one batch (see the module docstring)."""
         x1, x2 = batch["x1"], batch["x2"]
@@ -187,6 +201,8 @@ class StylizerModule(pl.LightningModule):
             out["cycle"] = self._rec(cyc, z1, x1)
             if self.critic is not None:
                 out.update(self._style_terms(z1, batch["label"], m_to_n, lab_n_raw, n_to_m))
+        if self.content_critic is not None:
+            out.update(self._content_terms(c1, batch["label"]))
         out["kl"] = kl_normal(mu1, lv1).mean()
         out["kl_pair"] = 0.5 * (kl_normal(mu1, lv1, mu2, lv2)
                                 + kl_normal(mu2, lv2, mu1, lv1)).mean()

@@ -79,12 +79,12 @@ def test_pairs_reject_mismatched_lengths(bad):
         WindowPairs(feats, bad.get("labels", labels), 8, 4, groups=bad.get("groups"))
 
 
-def test_style_classifier_term_trains_critic_on_real_and_generator_on_fake():
+def test_critic_terms_train_critics_and_networks_separately():
     torch.manual_seed(0)
     dim, lat = 6, 8
     module = StylizerModule(MotionAutoencoder(dim, 16, lat), ContentEncoder(lat, 16, 8, 1),
                             StyleEncoder(lat, 16, 4, n_styles=3), Generator(8, lat, 16, 4, 1),
-                            w_style_cls=0.5, n_styles=3)
+                            w_style_cls=0.5, w_content_adv=0.5, n_styles=3)
     batch = {"x1": torch.randn(4, dim, 32), "x2": torch.randn(4, dim, 32),
              "xs": torch.randn(4, dim, 32), "xn": torch.randn(4, dim, 32),
              "label": torch.tensor([0, 1, 2, 1]), "label_n": torch.tensor([1, 0, 0, 2])}
@@ -96,8 +96,17 @@ def test_style_classifier_term_trains_critic_on_real_and_generator_on_fake():
     assert any(g is not None and g.abs().sum() > 0 for g in g_fake[len(critic):])
     g_real = torch.autograd.grad(parts["critic"], critic + gen, allow_unused=True)
     assert all(g is None for g in g_real[len(critic):])          # real term: critic only
+    # style-adversarial content code: the critic learns from detached codes, the content
+    # encoder (not the critic) follows the adversarial term, which is minimal at uniform
+    cc, enc = list(module.content_critic.parameters()), list(module.content.parameters())
+    g_adv = torch.autograd.grad(parts["content_adv"], cc + enc, allow_unused=True)
+    assert all(g is None for g in g_adv[:len(cc)]) and any(g is not None for g in g_adv[len(cc):])
+    g_cc = torch.autograd.grad(parts["content_critic"], cc + enc, allow_unused=True)
+    assert all(g is None for g in g_cc[len(cc):])
+    assert float(parts["content_adv"]) >= np.log(3) - 1e-5
     # unsupervised: no critic
     plain = StylizerModule(MotionAutoencoder(dim, 16, lat), ContentEncoder(lat, 16, 8, 1),
                            StyleEncoder(lat, 16, 4), Generator(8, lat, 16, 4, 1),
                            supervised=False, w_style_cls=0.5, n_styles=3)
-    assert plain.critic is None and "style_cls" not in plain.losses(batch)
+    assert plain.critic is None and plain.content_critic is None
+    assert not {"style_cls", "content_adv"} & set(plain.losses(batch))
