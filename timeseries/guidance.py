@@ -129,7 +129,7 @@ def missing_mask(length: int, context: int, scenario: str, fraction: float = 0.5
 def guided_forecast(denoiser: torch.nn.Module, obs: torch.Tensor, mask: torch.Tensor,
                     num_samples: int = 100, guidance: str = "quantile", scale: float = 2.0,
                     sampler: str = "ddpm", steps: int | None = None, seeds: list[int] | None = None,
-                    chunk: int = 400, precision: str = "32") -> torch.Tensor:
+                    chunk: int = 64, precision: str = "32") -> torch.Tensor:
     """Self-guided samples of whole windows for scaled observations (TSDiff Alg. 1).
 
     Args:
@@ -142,7 +142,9 @@ def guided_forecast(denoiser: torch.nn.Module, obs: torch.Tensor, mask: torch.Te
         sampler: ``"ddpm"`` (ancestral, on ``steps`` of the training sigmas) or ``"ddim"``.
         steps: sampling steps; default all training steps for DDPM, 10 for DDIM.
         seeds: one seed per window (sample j of window k draws from seed*1000003 + j).
-        chunk: rows (windows x samples) denoised together.
+        chunk: rows (windows x samples) denoised together. Rows are independent (per-row
+            generators and energies), so this only sets speed: on one CPU thread a guided call
+            costs ~3.8 ms per row at 64 rows and ~11 ms per row at 400 (cache), so keep it small.
         precision: ``"32"`` or ``"bf16"`` (the backbone's dense layers under bfloat16 autocast;
             FFTs, norms, sampler state and guidance energies stay float32).
 

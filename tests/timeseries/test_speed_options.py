@@ -75,3 +75,14 @@ def test_bf16_mixed_training_and_precision_survive_serialization(seed: int, tmp_
     fc = next(iter(loaded.predict(data, num_samples=4, sampler="ddim", steps=3,
                                   progress=False)))
     assert fc.samples.shape == (4, 12) and np.isfinite(fc.samples).all()
+
+
+def test_forecast_does_not_depend_on_the_row_chunk(seed: int) -> None:
+    den = tsdiff_denoiser(1, hidden=8, blocks=1, step_emb=8, state=4).requires_grad_(False)
+    obs = torch.randn(3, 1, 20)
+    mask = torch.ones_like(obs)
+    mask[..., -5:] = 0
+    args = dict(num_samples=5, guidance="quantile", scale=2.0, sampler="ddpm", steps=6)
+    small = guided_forecast(den, obs, mask, chunk=4, **args)
+    large = guided_forecast(den, obs, mask, chunk=400, **args)
+    assert torch.allclose(small, large, atol=1e-5)
