@@ -228,6 +228,15 @@ def speed(reps: int = 3, rounds: int = 4, rev: str = "966bee9") -> list[str]:
     for _ in range(rounds):  # interleaved: load changes hit every variant alike
         for k, f in calls.items():
             res_call[k] = min(res_call[k], timed(f))
+    from timeseries.guidance import guided_forecast
+
+    obs5, mask5 = torch.randn(5, 1, 360), torch.ones(5, 1, 360)
+    mask5[..., -48:] = 0
+    e2e = {}
+    for chunk in (400, 64):  # round 2's default row chunk, then the current one
+        t0 = time.process_time()
+        guided_forecast(current, obs5, mask5, 100, "quantile", 2.0, "ddim", 10, chunk=chunk)
+        e2e[chunk] = (time.process_time() - t0) / 5
     ref = REFERENCE
     r2 = next(iter(impls))
     rows = ["| implementation | s / training step (batch 64) | s / guided call (100 rows) | "
@@ -241,6 +250,10 @@ def speed(reps: int = 3, rounds: int = 4, rev: str = "966bee9") -> list[str]:
                   f"{ref['s_per_series_ddpm100'] / (100 * ca):.1f}x")
         rows.append(f"| {k} | {st:.3f} | {ca:.3f} | {100 * ca:.1f} | {10 * ca:.1f} | {vs_ref}"
                     f" | {res_step[r2] / st:.2f}x / {res_call[r2] / ca:.2f}x |")
+    rows += ["", "| end to end: `guided_forecast`, 5 series x 100 samples, DDIM-10 | "
+             "CPU s / series |", "|---|---|",
+             f"| rows denoised together: 400 (round 2 default) | {e2e[400]:.2f} |",
+             f"| rows denoised together: 64 (current default) | {e2e[64]:.2f} |"]
     return rows
 
 
