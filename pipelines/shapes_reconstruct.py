@@ -34,7 +34,8 @@ def _add_arguments(p: Any) -> None:
     p.add_argument("--views-per-step", type=int, default=4)
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--min-opening", type=int, default=16, metavar="N",
-                   help="close openings / drop pieces below N template vertices (0: keep all)")
+                   help="close openings / drop pieces below N template vertices at 24^3 "
+                   "(scaled with the resolution squared; 0: keep all)")
     p.add_argument("--renderer", choices=("auto", "deodr", "nvdiffrast"), default="auto")
     p.add_argument("--formats", default="obj,ply,glb", help="comma list of obj, ply, glb")
     p.add_argument("--seed", type=int, default=0)

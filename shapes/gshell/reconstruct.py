@@ -70,7 +70,8 @@ class ReconstructConfig:
     w_close: float = 1.0
     w_unseen: float = 0.0         # weak "open" pull where no view labels a vertex
     w_msdf_smooth: float = 10.0   # Dirichlet energy of the mSDF over template edges (clean cuts)
-    min_opening: int = 16         # openings / kept pieces below this many template vertices are
+    min_opening: int = 16         # openings / kept pieces below this many template vertices (at
+                                  # 24^3; scaled by (resolution / 24)^2, i.e. a fixed area) are
                                   # closed / dropped at extraction (0 = keep all)
     carve_margin: float = 1.0     # on-surface margin in grid cells ("close" label)
     see_margin: float = 2.0       # a view "sees through" a point this many cells in front of
@@ -223,6 +224,12 @@ def sdf_sign_change_loss(sdf: torch.Tensor, edges: torch.Tensor) -> torch.Tensor
             + F.binary_cross_entropy_with_logits(b, (a > 0).float()))
 
 
+def min_opening_vertices(cfg: ReconstructConfig) -> int:
+    """``cfg.min_opening`` (template vertices at 24^3) at ``cfg.resolution``: template vertices
+    per unit area grow with the resolution squared, so this keeps the smallest opening's area."""
+    return int(round(cfg.min_opening * (cfg.resolution / 24) ** 2))
+
+
 def msdf_dirichlet(msdf: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     """Mean squared mSDF difference over template edges (a discrete Dirichlet energy).
 
@@ -350,7 +357,7 @@ def optimise(views: Views, cameras: list[Camera], cfg: ReconstructConfig | None 
         deform = 0.45 * grid.cell_size * torch.tanh(deform_raw)
     return Reconstruction(grid, sdf.detach(), None if msdf is None else msdf.detach(),
                           deform.detach(), history, time.perf_counter() - t0,
-                          None if color is None else color.detach(), cfg.min_opening)
+                          None if color is None else color.detach(), min_opening_vertices(cfg))
 
 
 def reconstruct(views: Views, cameras: list[Camera], cfg: ReconstructConfig | None = None,

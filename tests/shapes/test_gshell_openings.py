@@ -107,3 +107,11 @@ def test_cut_without_msdf_gradient():
     assert float(sdf.grad.abs().sum()) > 0
     shell.template_msdf.sum().backward()
     assert float(msdf.grad.abs().sum()) > 0
+
+
+def test_min_opening_keeps_its_area_across_resolutions():
+    from shapes.gshell.reconstruct import ReconstructConfig, min_opening_vertices
+
+    assert min_opening_vertices(ReconstructConfig(resolution=24, min_opening=16)) == 16
+    assert min_opening_vertices(ReconstructConfig(resolution=48, min_opening=16)) == 64
+    assert min_opening_vertices(ReconstructConfig(resolution=32, min_opening=0)) == 0
