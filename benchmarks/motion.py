@@ -114,7 +114,8 @@ def main() -> None:
         f"{cfg.hidden}, {model.n_parameters / 1e6:.2f} M parameters, lr {cfg.lr:g}, gradient "
         f"clipping {args.grad_clip}, fit {t_fit:.0f} s; losses: swap partner from "
         f"{'the same clip' if args.same_clip_swap else 'another clip of the same label'}, "
-        f"w_kl {cfg.w_kl:g}, w_kl_label {cfg.w_kl_label:g}, w_style_cls {cfg.w_style_cls:g}; "
+        f"w_kl {cfg.w_kl:g}, w_kl_label {cfg.w_kl_label:g}, w_style_cls {cfg.w_style_cls:g}, "
+        f"w_content_adv {cfg.w_content_adv:g}; "
         f"label code: {cfg.label_code}), "
         f"classifiers {args.classifier_steps} steps. Train: {len(train)} clips of take 001; "
         f"held-out: {len(test)} clips of take 002 ({sorted({c.meta['content'] for c in test})}),"
@@ -158,7 +159,7 @@ def ev_embed(ev: MotionEvaluator, clips: list) -> np.ndarray:
 def prior_samples(model: Stylizer, ev: MotionEvaluator, test: list, n: int,
                   seed: int) -> dict[str, dict[str, float]]:
     """Metrics of ``style=None`` draws under the N(0, I) prior and the fitted code Gaussian."""
-    rows = {}
+    rows, before = {}, model.config.style_prior
     real = {"all": np.concatenate(list(ev.real_style_embeddings.values()))}
     for name, prior in (("N(0, I) (paper)", "gaussian"),
                         ("Gaussian fitted to training codes", "posterior")):
@@ -169,7 +170,7 @@ def prior_samples(model: Stylizer, ev: MotionEvaluator, test: list, n: int,
         m = ev.stylized(flat, ["all"] * len(flat), srcs, reference=real)
         m["diversity"] = float(np.mean([diversity(ev_embed(ev, g)) for g in outs]))
         rows[name] = m
-    model.config = dataclasses.replace(model.config, style_prior="gaussian")
+    model.config = dataclasses.replace(model.config, style_prior=before)
     return rows
 
 

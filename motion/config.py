@@ -35,8 +35,9 @@ class ModelConfig:
             training code nearest the content's own code), ``bank`` (nearest the label's mean,
             or a seeded random training code), ``encode`` (the content encoded with the target
             label; needs ``style_label``).
-        style_prior: what ``style=None`` samples: ``gaussian`` (N(0, I), the paper),
-            ``posterior`` (a full-covariance Gaussian fitted to the training codes) or
+        style_prior: what ``style=None`` samples: ``posterior`` (default: a full-covariance
+            Gaussian fitted to the training codes; N(0, I) draws went off the motion manifold
+            in the benchmark), ``gaussian`` (N(0, I), the paper) or
             ``diffusion`` (an EDM prior over style codes, also used for labels).
         ae_steps, stylizer_steps: the two stages' budgets.
     """
@@ -60,13 +61,13 @@ class ModelConfig:
     w_kl: float = 1e-2
     w_kl_pair: float = 1e-2
     w_kl_label: float = 0.0
-    w_style_cls: float = 0.0
-    w_content_adv: float = 0.0
+    w_style_cls: float = 0.2
+    w_content_adv: float = 0.1
     cross_clip_swap: bool = True
     style_label: bool = True
     label_code: str = "near"
     label_dropout: float = 0.2
-    style_prior: str = "gaussian"
+    style_prior: str = "posterior"
     prior_steps: int = 500           # training steps of the diffusion prior over style codes
 
 
