@@ -271,6 +271,8 @@ def main() -> None:
     p.add_argument("--tstr", action="store_true",
                    help="only run train-on-synthetic/test-on-real (ridge LPS and DeepAR)")
     p.add_argument("--synthetic", type=int, default=256, help="synthetic windows for --tstr")
+    p.add_argument("--extras-samplers", default="ddim:25,ddpm:100",
+                   help="--extras-from: sampler:steps variants forecast on every series")
     p.add_argument("--extras-from", default="",
                    help="--tstr: use this serialized predictor; also missing values, refinement")
     p.add_argument("--budget-curve", default="",
@@ -490,6 +492,14 @@ def tstr(args, load0: float, t0: float) -> None:
                 f"{lps:.4f} | {'-' if label == 'real' else syn_budget} |")
         if args.extras_from:  # the dearest extras last
             pred.batch_size = 8
+            for item in filter(None, args.extras_samplers.split(",")):
+                sampler, k = item.split(":")[0], int(item.split(":")[1])
+                t1 = time.process_time()
+                fc = list(pred.predict(inputs, num_samples=args.num_samples, sampler=sampler,
+                                       steps=k, progress=False))
+                out(f"| {sub} | TSDiff-Q {sampler.upper()}-{k} | CRPS {crps_of(fc, test):.4f} "
+                    f"({(time.process_time() - t1) / len(inputs):.1f} CPU s / series) | "
+                    f"{budget} |")
             for scen in ("RM", "BM-B", "BM-E"):  # "none" is the budget curve's row
                 fc = list(pred.predict(inputs, num_samples=args.num_samples, sampler="ddim",
                                        steps=args.ddim_steps, missing_scenario=scen,
