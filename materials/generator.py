@@ -284,7 +284,10 @@ class CrystalGenerator:
         seed = 0 if seed is None else int(seed)
         masks = [self._decode_mask(f, occ, seed + i) for i, f in enumerate(flat)]
         if composition is None and self.config.unconditional == "two_stage":
-            masks = [self.encoder.occupancy_mask(f) if m is None else m
+            # the composition of each draw, in the first slots of its cells (as CSP encodes a
+            # composition; measured on Perov-5 at 400 steps: 35-37 % struct. valid vs 23-27 %
+            # when stage 2 keeps the draw's own slot indices)
+            masks = [_first_slots(self.encoder.occupancy_mask(f) if m is None else m)
                      for f, m in zip(flat, masks)]
             flat, _ = self.sample_flat(n, seed=seed, progress=progress,
                                        occupancy=np.stack(masks), stream=1)
@@ -323,6 +326,12 @@ class CrystalGenerator:
         state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
         self.model.load_state_dict({k[len("model."):]: v for k, v in state.items()
                                     if k.startswith("model.")})
+
+
+def _first_slots(mask: np.ndarray) -> np.ndarray:
+    """The same atom count per element cell, moved into the cell's first slots."""
+    counts = mask.sum(-1, keepdims=True)
+    return (np.arange(mask.shape[-1]) < counts).astype(np.float64)
 
 
 def _check_csp_composition(composition: Composition | str, balance: bool = True
