@@ -5,7 +5,9 @@ clips of take 002 (walks in every style, plus three "normal" actions) are the he
 and the content clips to stylize, into every style. Rows: real held-out clips, ours (label
 styles), per-style feature statistics transfer, the unchanged content clip. GenMoStyle's
 published numbers (its own data: Aberman/BFA and Xia, 21-joint CMU, paper budget) are quoted
-beside, not reproduced. Run: ``OMP_NUM_THREADS=2 nice -n 10 python benchmarks/motion.py``.
+beside, not reproduced. Run: ``OMP_NUM_THREADS=1 nice -n 10 python benchmarks/motion.py``
+(defaults = the config of run G in ``benchmarks/results/motion.md``, which was trained in two
+resumed halves; ~15 min on this loaded 2-core CPU; ``--out`` replaces that curated page by default).
 """
 
 from __future__ import annotations
@@ -40,10 +42,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--root", default=str(REPO.parent / "shared/data/motion/bandai-namco-1"))
     p.add_argument("--window", type=int, default=64)
-    p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--ae-steps", type=int, default=600)
-    p.add_argument("--stylizer-steps", type=int, default=600)
-    p.add_argument("--classifier-steps", type=int, default=600)
+    p.add_argument("--stylizer-steps", type=int, default=1800)
+    p.add_argument("--classifier-steps", type=int, default=300)
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--grad-clip", type=float, default=None, help="gradient-norm clipping")
     d = ModelConfig()
