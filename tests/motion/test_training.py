@@ -110,3 +110,26 @@ def test_critic_terms_train_critics_and_networks_separately():
                            supervised=False, w_style_cls=0.5, n_styles=3)
     assert plain.critic is None and plain.content_critic is None
     assert not {"style_cls", "content_adv"} & set(plain.losses(batch))
+
+
+def test_fit_pairs_mirror_copies_as_one_content(monkeypatch):
+    """``Stylizer.fit`` marks a clip and its mirror image as one group (never swap partners)."""
+    import motion.stylizer as stylizer_mod
+    from common.training import TrainerConfig
+    from motion.procedural import generate_dataset
+
+    seen = {}
+
+    class Recording(WindowPairs):
+        def __init__(self, feats, labels, *args, **kw):
+            seen.update(kw, n=len(feats), labels=list(labels))
+            super().__init__(feats, labels, *args, **kw)
+
+    monkeypatch.setattr(stylizer_mod, "WindowPairs", Recording)
+    clips = generate_dataset(1, n_frames=72, styles=["neutral", "angry"])
+    cfg = stylizer_mod.StylizerConfig.tiny(ae_steps=1, stylizer_steps=1, batch_size=4)
+    stylizer_mod.Stylizer(cfg).fit(clips, TrainerConfig(ema_decay=None, enable_progress_bar=False,
+                                                        accelerator="cpu", devices=1))
+    n = len(clips)
+    assert seen["n"] == 2 * n and seen["groups"] == list(range(n)) * 2
+    assert seen["pair_by_label"] is True and seen["labels"][:n] == seen["labels"][n:]
