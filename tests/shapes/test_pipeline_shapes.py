@@ -36,6 +36,9 @@ def test_run_end_to_end(tmp_path):
     gen = metrics["generation"]
     assert gen["n_generated"] == 3
     assert gen["n_empty"] == 3 or 0.5 <= gen["1nna_cd"] <= 1.0
+    base = metrics["generation_baselines"]  # training shapes scored against the held-out set
+    assert base["n"] == 3 and base["train_mmd_cd"] > 0 and 0.0 <= base["train_1nna_cd"] <= 1.0
+    assert (out / "plots" / "training_shapes.png").is_file()
     rec = metrics["point_cloud_reconstruction"]
     assert 0.0 <= rec["iou"] <= 1.0
     assert len(list((out / "samples" / "unconditional").glob("*.ply"))) == 3
