@@ -155,7 +155,10 @@ def make_trainer(cfg: TrainerConfig, checkpoint_dir: str | Path | None = None,
         cbs.append(ModelCheckpoint(dirpath=str(checkpoint_dir), filename="step{step:08d}",
                                    auto_insert_metric_name=False, save_last=True, save_top_k=1,
                                    every_n_train_steps=every,
-                                   save_on_train_epoch_end=every is None))
+                                   save_on_train_epoch_end=every is None,
+                                   # a moved/copied run must keep writing last.ckpt, the file
+                                   # resume reads, not last-v1.ckpt beside a stale one
+                                   enable_version_counter=False))
         if every is not None:
             cbs.append(_SaveLastAtEnd(Path(checkpoint_dir) / "last.ckpt"))
     return pl.Trainer(

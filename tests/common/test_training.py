@@ -56,3 +56,25 @@ def test_step_interval_checkpoints_and_last_at_end(tmp_path):
     assert steps == ["step00000006.ckpt"]  # save_top_k=1 keeps the newest interval checkpoint
     last = torch.load(tmp_path / "last.ckpt", map_location="cpu", weights_only=True)
     assert last["global_step"] == 7  # written at the end although 7 is not a multiple of 3
+
+
+def test_resuming_a_moved_checkpoint_folder_updates_last_ckpt(tmp_path):
+    """A copied/moved run resumes into ``last.ckpt`` itself, never a ``last-v1.ckpt`` beside it."""
+    import shutil
+
+    from common.training import TrainerConfig, make_trainer
+
+    loader = torch.utils.data.DataLoader(torch.ones(8, 2), batch_size=2)  # 4 steps per epoch
+    first, moved = tmp_path / "first", tmp_path / "moved"
+    for steps, folder in ((4, first), (8, moved)):
+        if steps == 8:
+            shutil.copytree(first, moved)
+        cfg = TrainerConfig(max_steps=steps, accelerator="cpu", devices=1,
+                            enable_progress_bar=False, ema_decay=None)
+        trainer = make_trainer(cfg, checkpoint_dir=folder)
+        last = folder / "last.ckpt"
+        trainer.fit(DiffusionModule(Quadratic(), lr=0.1), loader,
+                    ckpt_path=str(last) if last.exists() else None)
+    assert sorted(p.name for p in moved.glob("last*.ckpt")) == ["last.ckpt"]
+    assert torch.load(moved / "last.ckpt", map_location="cpu", weights_only=True)[
+        "global_step"] == 8
