@@ -280,6 +280,8 @@ def main() -> None:
                         "run the budget curve")
     p.add_argument("--save-dir", default="",
                    help="--budget-curve: serialize seed 0's predictor at the last budget here")
+    p.add_argument("--first-deepar-seed", type=int, default=0,
+                   help="--budget-curve: DeepAR seeds start here (add seeds to an earlier run)")
     p.add_argument("--ddpm-seeds", type=int, default=1,
                    help="--budget-curve: seeds also forecast with DDPM-100 at the last budget")
     p.add_argument("--steps-series", type=int, default=1)
@@ -402,7 +404,7 @@ def budget_curve(args, load0: float, t0: float) -> None:
                     out(f"| {sub} | TSDiff-Q ({label}) | {b} | {seed} | "
                         f"{crps_of(fc, test):.4f} | {snap.cpu[b] / b:.3f} | "
                         f"{(time.process_time() - t1) / len(inputs):.2f} |")
-        for seed in range(args.deepar_seeds):
+        for seed in range(args.first_deepar_seed, args.first_deepar_seed + args.deepar_seeds):
             fc, tt, tp = deepar(ds.freq, P, context, train, inputs, budgets[-1], seed,
                                 args.num_samples)
             out(f"| {sub} | DeepAR | {budgets[-1]} | {seed} | {crps_of(fc, test):.4f} | "
