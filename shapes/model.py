@@ -4,7 +4,10 @@ mesh -> TSDF (``sdf``) -> wavelet tree (``wavelet``) -> dense part -> autoencode
 (``networks.WaveletAutoencoder``) -> EDM latent diffusion (``common.denoiser.Preconditioned``
 around ``networks.LatentUNet3D``, trained with ``common.training``) and back: latent -> dense
 part -> inverse DWT -> SDF -> marching cubes. Sampling uses the core's samplers with few steps
-and classifier-free guidance (``common.guidance.classifier_free``) on a point-cloud condition.
+and classifier-free guidance (``common.guidance.classifier_free``) on a point-cloud condition;
+a point-cloud sample is then fitted to its points (``refine.refine_latents``, DeepSDF Eq. 10).
+The autoencoder is variational with a light KL (``ae_kl_weight``), so the latent is near unit
+scale before its scalar standardisation.
 The finer wavelet details are not generated (WaLa's coarse-band setting); the codec's
 ``top_k=0`` reconstruction measures what that costs.
 """
