@@ -69,6 +69,10 @@ class GeneratorConfig:
     sigma_max: float = 20.0
     rho: float = 7.0
     guidance: float = 1.0  # CFG weight w in CSP mode: 1 = conditional model, > 1 extrapolates
+    # pair-repulsion reconstruction guidance (materials.guidance) whenever the occupancy is
+    # known (CSP, two-stage stage 2): scale (0 = off) and radius r0 in Angstrom
+    repulsion: float = 10.0
+    repulsion_radius: float = 1.0
 
 
 class _TensorSet(Dataset):
@@ -246,6 +250,11 @@ class CrystalGenerator:
         denoise = self.model
         if (cond_np is not None or cond_all is not None) and cfg.guidance != 1.0:
             denoise = classifier_free(self.model, cfg.guidance, uncond=None)
+        if (cond_np is not None or cond_all is not None) and cfg.repulsion:
+            from .guidance import repulsion_guided
+
+            denoise = repulsion_guided(denoise, self.encoder, cfg.repulsion,
+                                       cfg.repulsion_radius)
         self.model.eval()
         out = []
         bar = tqdm(total=n, desc="sampling crystals", disable=not progress)

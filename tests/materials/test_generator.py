@@ -80,7 +80,8 @@ def test_fit_skips_structures_with_too_many_atoms_and_counts_them():
 
 def test_classifier_free_guidance_endpoints(generator):
     """w = 0 is the unconditional model exactly; w = 2 differs from both ends."""
-    old = generator.config.guidance
+    old, rep = generator.config.guidance, generator.config.repulsion
+    generator.config.repulsion = 0.0  # the pair-repulsion guidance would act on CSP draws only
     try:
         generator.config.guidance = 0.0
         a, _ = generator.sample_flat(2, composition="SrTiO3", seed=7, progress=False)
@@ -92,14 +93,15 @@ def test_classifier_free_guidance_endpoints(generator):
         c, _ = generator.sample_flat(2, composition="SrTiO3", seed=7, progress=False)
         assert not np.allclose(g, c) and not np.allclose(g, u)
     finally:
-        generator.config.guidance = old
+        generator.config.guidance, generator.config.repulsion = old, rep
 
 
 def test_per_sample_occupancy_equals_one_composition_at_a_time(generator):
     occ = np.stack([generator.encoder.occupancy(c) for c in ("SrTiO3", "KMgF3")])
     both, _ = generator.sample_flat(2, seed=5, occupancy=occ, progress=False)
     one, _ = generator.sample_flat(1, composition="KMgF3", seed=6, progress=False)
-    np.testing.assert_allclose(both[1], one[0], atol=1e-5)
+    # float32 rounding differs with the batch shape; the repulsion gradient amplifies it to ~1e-5
+    np.testing.assert_allclose(both[1], one[0], atol=3e-4)
 
 
 def test_unconditional_atom_count_is_drawn_from_the_training_distribution(generator):
