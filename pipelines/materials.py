@@ -54,6 +54,8 @@ class SampleConfig:
     sampler: str = "heun"
     steps: int = 40
     guidance: float = 1.0  # classifier-free guidance weight for CSP
+    repulsion: float = 10.0  # pair-repulsion guidance scale when the occupancy is known; 0 = off
+    unconditional: str = "two_stage"  # or "joint" (one draw, its own coordinates)
     seed: int = 0
 
 
@@ -144,6 +146,7 @@ def sample(cfg: MaterialsConfig, run: RunDir) -> None:
     gen = CrystalGenerator.load(run.checkpoints / "generator.pt")
     gen.config.sampler, gen.config.steps = cfg.sample.sampler, cfg.sample.steps
     gen.config.guidance = cfg.sample.guidance
+    gen.config.repulsion, gen.config.unconditional = cfg.sample.repulsion, cfg.sample.unconditional
     rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     for s in gen.sample(cfg.sample.num_samples, seed=cfg.sample.seed, return_invalid=True):
@@ -246,7 +249,7 @@ def evaluate(cfg: MaterialsConfig, run: RunDir) -> None:
     metrics: dict[str, Any] = {
         "n_candidates": n,
         "unconditional": _rates(uncond), "csp": _rates(csp),
-        "csp_composition_match": sum(t["formula"] and _same_formula(t["formula"], t["target"])
+        "csp_composition_match": sum(bool(t["formula"]) and _same_formula(t["formula"], t["target"])
                                      for t in csp) / max(len(csp), 1),
         "relaxations": len(to_relax), "relax_seconds": round(relax_seconds, 2),
         "valid_not_relaxed (evaluate.max_relax)": sum(val["valid"]) - len(to_relax)
