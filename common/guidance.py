@@ -18,6 +18,14 @@ Energy = Callable[[torch.Tensor], torch.Tensor]
 LogLikelihood = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+def _grad(value: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """d value / d x, zero where ``value`` does not depend on ``x`` (e.g. a constant denoiser)."""
+    if not value.requires_grad:
+        return torch.zeros_like(x)
+    (grad,) = torch.autograd.grad(value, x, allow_unused=True)
+    return torch.zeros_like(x) if grad is None else grad
+
+
 def classifier_free(denoise: Denoise, w: float, uncond: Any = None) -> Denoise:
     """Classifier-free guidance (Ho & Salimans 2022, Eq. 6): D = (1 - w) D(x|null) + w D(x|c).
 
@@ -46,7 +54,7 @@ def score_guidance(denoise: Denoise, log_likelihood: LogLikelihood, scale: float
         with torch.enable_grad():
             x_in = x.detach().requires_grad_(True)
             ll = log_likelihood(x_in, sigma).sum()
-            (grad,) = torch.autograd.grad(ll, x_in)
+            grad = _grad(ll, x_in)
         with torch.no_grad():
             denoised = denoise(x, sigma, cond)
         return denoised + scale * append_dims(sigma, x.ndim) ** 2 * grad
@@ -65,7 +73,7 @@ def reconstruction_guidance(denoise: Denoise, energy: Energy, scale: float = 1.0
         with torch.enable_grad():
             x_in = x.detach().requires_grad_(True)
             denoised = denoise(x_in, sigma, cond)
-            (grad,) = torch.autograd.grad(energy(denoised).sum(), x_in)
+            grad = _grad(energy(denoised).sum(), x_in)
         return denoised.detach() - scale * append_dims(sigma, x.ndim) ** 2 * grad
 
     return guided

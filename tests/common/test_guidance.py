@@ -88,3 +88,17 @@ def test_replacement_keeps_observed_entries(mixture):
     out = S.sample_heun(guided, x * SIG[0], SIG)
     assert torch.allclose(out[:, 0], known[:, 0], atol=1e-9)
     assert out[:, 1].std() > 0.1  # the unobserved coordinate is still sampled
+
+
+def test_guidance_of_a_denoiser_that_ignores_its_input_is_a_no_op():
+    """A constant denoiser (an untrained stub) has zero guidance gradient, not an autograd error."""
+    x, sigma = torch.randn(3, 2), torch.full((3,), 0.7)
+    const = torch.tensor([[1.0, -2.0]]).expand(3, 2)
+
+    def ignore_x(x, sigma, cond=None):
+        return const
+
+    guided = reconstruction_guidance(ignore_x, lambda x0: (x0**2).sum(1), scale=5.0)
+    assert torch.equal(guided(x, sigma), const)
+    guided = score_guidance(ignore_x, lambda x, sigma: torch.zeros(len(x)), scale=5.0)
+    assert torch.equal(guided(x, sigma), const)
