@@ -9,7 +9,11 @@ than a traceback from deep inside torch.
 from __future__ import annotations
 
 import hashlib
+import signal
+import threading
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +135,41 @@ class ShardAudit(pl.Callback):
         })
 
 
+class DeferredInterrupt(pl.Callback):
+    """Ctrl-C stops training at the next batch boundary instead of wherever the signal lands.
+
+    A KeyboardInterrupt raised inside a finaliser or callback that swallows it would let training
+    run on; raising it from ``on_train_batch_end`` always reaches Lightning's graceful shutdown.
+    A second Ctrl-C interrupts at once.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        """Route SIGINT to this callback while training (main thread, default handler only)."""
+        if (threading.current_thread() is not threading.main_thread()
+                or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+            yield
+            return
+
+        def request(signum: int, frame: Any) -> None:
+            if self.requested:
+                raise KeyboardInterrupt
+            self.requested = True
+
+        signal.signal(signal.SIGINT, request)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def fit_resumable(trainer: pl.Trainer, module: pl.LightningModule, loader: Any,
                   checkpoint_dir: str | Path) -> dict[str, Any]:
     """``trainer.fit`` resuming from ``checkpoint_dir/last.ckpt`` when present.
@@ -144,8 +183,11 @@ def fit_resumable(trainer: pl.Trainer, module: pl.LightningModule, loader: Any,
         TrainingInterrupted: training was interrupted (Ctrl-C); rerunning resumes it.
     """
     ckpt = resume_path(checkpoint_dir, module)
+    interrupt = DeferredInterrupt()
+    trainer.callbacks.append(interrupt)
     try:
-        trainer.fit(module, loader, ckpt_path=None if ckpt is None else str(ckpt))
+        with interrupt.installed():
+            trainer.fit(module, loader, ckpt_path=None if ckpt is None else str(ckpt))
     except SystemExit:  # Lightning calls sys.exit(1) after a graceful Ctrl-C shutdown
         if not trainer.interrupted:
             raise
@@ -163,5 +205,6 @@ def fit_resumable(trainer: pl.Trainer, module: pl.LightningModule, loader: Any,
     }
 
 
-__all__ = ["validate_lightning_checkpoint", "resume_path", "fit_resumable", "StepRecorder",
+__all__ = ["validate_lightning_checkpoint", "resume_path", "fit_resumable", "DeferredInterrupt",
+           "StepRecorder",
            "ShardAudit", "parameter_digest", "LAST"]

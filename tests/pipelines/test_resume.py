@@ -75,3 +75,20 @@ def test_interrupted_training_resumes_from_last_checkpoint(tmp_path, sig):
     assert metrics["global_step"] == target
     assert metrics["resumed_from"] == str(last)
     assert _global_step(last) == target
+
+
+def test_first_ctrl_c_is_deferred_to_the_batch_boundary_and_a_second_interrupts_at_once():
+    from pipelines.fit import DeferredInterrupt
+
+    interrupt = DeferredInterrupt()
+    interrupt.on_train_batch_end(None)  # nothing requested: training goes on
+    with interrupt.installed():
+        os.kill(os.getpid(), signal.SIGINT)  # first Ctrl-C: only a request
+        time.sleep(0.05)
+        assert interrupt.requested
+        with pytest.raises(KeyboardInterrupt):
+            interrupt.on_train_batch_end(None)  # raised at the next batch boundary
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)  # a second Ctrl-C raises where it lands
+            time.sleep(0.05)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
