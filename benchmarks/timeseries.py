@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 # run as a script, this file's folder comes first on sys.path and its name would shadow the
@@ -42,6 +43,18 @@ PAPER = {("exchange_rate_nips", "TSDiff-Q"): 0.011, ("m4_hourly", "TSDiff-Q"): 0
          ("exchange_rate_nips", "DeepAR"): 0.011, ("m4_hourly", "DeepAR"): 0.052}
 REFERENCE = {"s_per_step": 1.5, "s_per_series_ddpm100": 350.0, "s_per_series_ddim10": 32.0}
 
+
+
+def _table_writer(path: str, rows: list[str], title: str,
+                  intro: Callable[[], str]) -> Callable[[str], None]:
+    """``out(row)``: add a table row, print it, rewrite ``path`` atomically (keeps partial runs)."""
+
+    def out(row: str) -> None:
+        rows.append(row)
+        print(row, flush=True)
+        atomic_write_text(path, "\n".join([title, "", intro(), "", *rows, ""]))
+
+    return out
 
 def subset(ds, max_series: int | None, windows: int | None):
     n = min(max_series or len(ds.train), len(ds.train))
@@ -356,15 +369,11 @@ def budget_curve(args, load0: float, t0: float) -> None:
     rows = ["| data (subset) | method | training steps x batch 64 | seed | CRPS | "
             "CPU s / train step | CPU s / forecast series |", "|---|---|---|---|---|---|---|"]
 
-    def out(row: str) -> None:
-        rows.append(row)
-        print(row, flush=True)
-        atomic_write_text(args.out, "\n".join([
-            "# TSDiff-Q: CRPS vs training budget", "",
-            f"`benchmarks/timeseries.py --budget-curve {args.budget_curve}` "
-            f"({time.strftime('%Y-%m-%d %H:%M UTC')}, {(time.time() - t0) / 60:.1f} min so far, "
-            f"load average {load0:.1f} at start), {args.num_samples} samples, paper guidance "
-            "scale, EMA weights, CPU seconds of this process.", "", *rows, ""]))
+    out = _table_writer(args.out, rows, "# TSDiff-Q: CRPS vs training budget", lambda: (
+        f"`benchmarks/timeseries.py --budget-curve {args.budget_curve}` "
+        f"({time.strftime('%Y-%m-%d %H:%M UTC')}, {(time.time() - t0) / 60:.1f} min so far, "
+        f"load average {load0:.1f} at start), {args.num_samples} samples, paper guidance "
+        "scale, EMA weights, CPU seconds of this process."))
 
     for name in args.datasets.split(","):
         ds = load_dataset(name, args.root)
@@ -434,16 +443,13 @@ def tstr(args, load0: float, t0: float) -> None:
     rows = ["| data (subset) | experiment | result | budget |", "|---|---|---|---|"]
     rng = np.random.default_rng(0)
 
-    def out(row: str) -> None:
-        rows.append(row)
-        print(row, flush=True)
-        atomic_write_text(args.out, "\n".join([
-            "# TSDiff: missing values, refinement, train on synthetic / test on real", "",
-            f"`benchmarks/timeseries.py --tstr` ({time.strftime('%Y-%m-%d %H:%M UTC')}, "
-            f"{(time.time() - t0) / 60:.1f} min, load average {load0:.1f} at start), seed 0, "
-            f"{args.num_samples} samples, CRPS = GluonTS mean weighted quantile loss. Real "
-            "windows are mean-scaled (context) windows of the training series; DeepAR is "
-            "trained on windows as short series (GluonTS lags, zero-padded).", "", *rows, ""]))
+    out = _table_writer(
+        args.out, rows, "# TSDiff: missing values, refinement, train on synthetic / test on real",
+        lambda: (f"`benchmarks/timeseries.py --tstr` ({time.strftime('%Y-%m-%d %H:%M UTC')}, "
+                 f"{(time.time() - t0) / 60:.1f} min, load average {load0:.1f} at start), seed 0, "
+                 f"{args.num_samples} samples, CRPS = GluonTS mean weighted quantile loss. Real "
+                 "windows are mean-scaled (context) windows of the training series; DeepAR is "
+                 "trained on windows as short series (GluonTS lags, zero-padded)."))
 
     for name in args.datasets.split(","):
         ds = load_dataset(name, args.root)
