@@ -45,6 +45,11 @@ class GeneratorConfig:
     # keeps the n most occupied slots (DiffCSP's ab initio generation also fixes n from the
     # training distribution first); "threshold": every slot whose occupancy exceeds 0.5
     atom_count: str = "data"
+    # with atom_count="data": "data" also draws the number of distinct elements k from the
+    # training distribution p(k | n), keeps the k element cells most likely present and
+    # distributes the n atoms over them by slot occupancy, preferring a SMACT charge-balanced
+    # allocation (materials.composition); "free": the n most occupied slots of any cells
+    element_count: str = "data"
     # unconditional sampling: "two_stage" samples a composition (the occupied slots of an
     # unconditional draw), then its structure with the CSP mode: p(x) = p(comp) p(x | comp),
     # both from this one model (trained 1 - p_uncond of the time on the conditional task);
@@ -286,6 +291,9 @@ class CrystalGenerator:
         if self.config.atom_count not in ("data", "threshold"):
             raise ConfigError(f"atom_count={self.config.atom_count!r}; expected 'data' or "
                               "'threshold'")
+        if self.config.element_count not in ("data", "free"):
+            raise ConfigError(f"element_count={self.config.element_count!r}; expected 'data' "
+                              "or 'free'")
         if self.config.unconditional not in ("two_stage", "joint"):
             raise ConfigError(f"unconditional={self.config.unconditional!r}; expected "
                               "'two_stage' or 'joint'")
@@ -309,7 +317,16 @@ class CrystalGenerator:
         if occ is not None or self.config.atom_count != "data":
             return occ
         n = self.encoder.draw_atom_count(np.random.default_rng([seed, 1]))
-        return None if n is None else self.encoder.top_slots(flat, n)
+        if n is None:
+            return None
+        k = None
+        if self.config.element_count == "data":
+            k = self.encoder.draw_element_count(n, np.random.default_rng([seed, 2]))
+        if k is None:  # "free", or a checkpoint without the element-count distribution
+            return self.encoder.top_slots(flat, n)
+        from .composition import composition_mask
+
+        return composition_mask(self.encoder.occupancy_score(flat), n, k)
 
     # persistence ----------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:

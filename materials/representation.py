@@ -155,6 +155,8 @@ class UniMatEncoder:
     occupancy_channel: bool = True
     elements: list[str] | None = None
     atom_counts: dict[str, float] | None = None  # training distribution of atoms per cell
+    # training distribution of distinct elements given the atom count: {"N": {"k": p}}
+    element_counts: dict[str, dict[str, float]] | None = None
 
     @classmethod
     def fit(cls, structures: list[Structure], slots: int | None = None,
@@ -166,8 +168,15 @@ class UniMatEncoder:
                                for sp in s.composition}, key=lambda e: Element(e).Z)
         counts = np.bincount([len(s) for s in structures])
         atom_counts = {str(n): float(c / counts.sum()) for n, c in enumerate(counts) if c}
+        pairs: dict[str, dict[str, float]] = {}
+        for s in structures:
+            row = pairs.setdefault(str(len(s)), {})
+            k = str(len(s.composition.elements))
+            row[k] = row.get(k, 0.0) + 1.0
+        element_counts = {n: {k: c / sum(row.values()) for k, c in row.items()}
+                          for n, row in pairs.items()}
         return cls(slots or max_atoms_per_element(structures), LatticeScaler.fit(structures),
-                   occupancy_channel, elements, atom_counts)
+                   occupancy_channel, elements, atom_counts, element_counts)
 
     # sizes -----------------------------------------------------------------------------------
     @property
@@ -193,14 +202,14 @@ class UniMatEncoder:
     def as_dict(self) -> dict:
         return {"slots": self.slots, "lattice": asdict(self.lattice),
                 "occupancy_channel": self.occupancy_channel, "elements": self.elements,
-                "atom_counts": self.atom_counts}
+                "atom_counts": self.atom_counts, "element_counts": self.element_counts}
 
     @classmethod
     def from_dict(cls, d: dict) -> UniMatEncoder:
         # checkpoints from before round 3 have neither key: radius encoding, every element
         return cls(int(d["slots"]), LatticeScaler(**d["lattice"]),
                    bool(d.get("occupancy_channel", False)), d.get("elements"),
-                   d.get("atom_counts"))
+                   d.get("atom_counts"), d.get("element_counts"))
 
     # encoding ----------------------------------------------------------------------------------
     def occupancy(self, composition: Composition | str, item: str = "composition") -> np.ndarray:
@@ -280,6 +289,15 @@ class UniMatEncoder:
         ns = [int(k) for k in self.atom_counts]
         p = np.array(list(self.atom_counts.values()))
         return int(rng.choice(ns, p=p / p.sum()))
+
+    def draw_element_count(self, n_atoms: int, rng: np.random.Generator) -> int | None:
+        """Distinct elements k from the training distribution p(k | N) (None: not recorded)."""
+        row = (self.element_counts or {}).get(str(int(n_atoms)))
+        if not row:
+            return None
+        ks = [int(k) for k in row]
+        p = np.array(list(row.values()))
+        return int(rng.choice(ks, p=p / p.sum()))
 
     def decode(self, flat: np.ndarray, occupancy: np.ndarray | None = None,
                min_volume: float = 0.1) -> Structure | None:
