@@ -130,6 +130,10 @@ def main() -> None:
     if args.generator:
         gen = CrystalGenerator.load(args.generator)
         budget = args.budget or f"loaded from {Path(args.generator).name}"
+        if gen.encoder.element_counts is None:  # checkpoint from before p(k | N) was recorded
+            from materials.representation import UniMatEncoder
+
+            gen.encoder.element_counts = UniMatEncoder.fit(train).element_counts
     else:
         gen = CrystalGenerator(trainer=TrainerConfig(max_steps=args.steps, ema_decay=0.999,
                                                      enable_progress_bar=False,

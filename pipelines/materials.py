@@ -56,6 +56,9 @@ class SampleConfig:
     guidance: float = 1.0  # classifier-free guidance weight for CSP
     repulsion: float = 10.0  # pair-repulsion guidance scale when the occupancy is known; 0 = off
     unconditional: str = "two_stage"  # or "joint" (one draw, its own coordinates)
+    # "data": number of distinct elements from the training p(k | N) (materials.composition);
+    # "free": the N most occupied slots of any cells
+    element_count: str = "data"
     seed: int = 0
 
 
@@ -147,6 +150,7 @@ def sample(cfg: MaterialsConfig, run: RunDir) -> None:
     gen.config.sampler, gen.config.steps = cfg.sample.sampler, cfg.sample.steps
     gen.config.guidance = cfg.sample.guidance
     gen.config.repulsion, gen.config.unconditional = cfg.sample.repulsion, cfg.sample.unconditional
+    gen.config.element_count = cfg.sample.element_count
     rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     for s in gen.sample(cfg.sample.num_samples, seed=cfg.sample.seed, return_invalid=True):
