@@ -32,8 +32,11 @@ def test_interrupted_training_resumes_from_last_checkpoint(tmp_path, sig):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "pipelines.cli", "toy", "train", "--out", str(out), *TINY,
            "--set", "trainer.max_steps=1000000"]
+    # a shell that starts jobs in the background (nohup ... &) ignores SIGINT and children
+    # inherit that; give the child the default disposition so Ctrl-C reaches Python
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     last = out / "checkpoints" / "last.ckpt"
     try:
         deadline = time.monotonic() + 120
@@ -82,6 +85,15 @@ def test_first_ctrl_c_is_deferred_to_the_batch_boundary_and_a_second_interrupts_
 
     interrupt = DeferredInterrupt()
     interrupt.on_train_batch_end(None)  # nothing requested: training goes on
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # even if run with SIGINT
+    try:                                                                  # ignored (background)
+        _deferred_then_immediate(interrupt)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _deferred_then_immediate(interrupt) -> None:
     with interrupt.installed():
         os.kill(os.getpid(), signal.SIGINT)  # first Ctrl-C: only a request
         time.sleep(0.05)
@@ -91,4 +103,3 @@ def test_first_ctrl_c_is_deferred_to_the_batch_boundary_and_a_second_interrupts_
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)  # a second Ctrl-C raises where it lands
             time.sleep(0.05)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
