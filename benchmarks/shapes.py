@@ -89,6 +89,15 @@ def poisson(points: np.ndarray, normals: np.ndarray | None, depth: int):
     return trimesh.Trimesh(np.asarray(mesh.vertices), np.asarray(mesh.triangles), process=True)
 
 
+
+def poisson_baselines(points: np.ndarray, normals: np.ndarray) -> dict:
+    """Screened Poisson from estimated and from true normals; empty without Open3D."""
+    try:
+        return {"Poisson (estimated normals)": poisson(points, None, 8),
+                "Poisson (true normals)": poisson(points, normals, 8)}
+    except ImportError:
+        return {}
+
 def score_candidates(cands: dict, gt_sdf: np.ndarray, ref: np.ndarray, res: int,
                      methods: dict[str, list]) -> None:
     """Append (IoU vs the ground-truth SDF's inside, Chamfer-L1 to ``ref``) per candidate mesh."""
@@ -130,12 +139,7 @@ def reconstruction_rows(data: Path, n_points: int, res: int, model_path: str | N
         secs.append(time.perf_counter() - t0)
         pts, nrm = sample_surface(mesh, n_points, 0)
         ref = sample_surface(mesh, 5000, 1)[0]
-        cands = {}
-        try:
-            cands["Poisson (estimated normals)"] = poisson(pts, None, 8)
-            cands["Poisson (true normals)"] = poisson(pts, nrm, 8)
-        except ImportError:
-            pass
+        cands = poisson_baselines(pts, nrm)
         if model is not None and model.config.condition == "points":
             z = model.sample_latents(1, pts, 0, progress=False)
             cands["ours (WaLa, point cond.)"] = model.decode(z)
@@ -187,12 +191,7 @@ def synthetic_rows(run: Path, n_points: int) -> list[str]:
         mesh = trimesh.load(run / "data" / "holdout_meshes" / f"{name}.ply", process=False)
         pts, nrm = sample_surface(mesh, n_points, 0)
         ref = sample_surface(mesh, 5000, 1)[0]
-        cands = {}
-        try:
-            cands["Poisson (estimated normals)"] = poisson(pts, None, 8)
-            cands["Poisson (true normals)"] = poisson(pts, nrm, 8)
-        except ImportError:
-            pass
+        cands = poisson_baselines(pts, nrm)
         for w, refine in ((1.0, 0), (2.0, 0), (2.0, 60)):
             model.config.refine_steps = refine
             z = model.sample_latents(1, pts, 0, guidance=w, progress=False)

