@@ -4,7 +4,8 @@ The unconditional model is steered by the gradient of an energy of its one-step 
 against the observed part of the window (context and lags): mean squared error (TSDiff-MS, a
 Gaussian observation model) or the pinball loss with a quantile level q_i = i / (n + 1) per sample
 (TSDiff-Q, an asymmetric Laplace model). The energy goes through the core's
-``reconstruction_guidance``; the samplers are the core's DDPM (all 100 training steps) and DDIM.
+``reconstruction_guidance``; the samplers are the core's DDPM (all 100 training steps), DDIM
+and DPM-Solver++(2M).
 
 Scale convention. The paper's guided DDIM step (Eq. 9) is eps_hat = eps - s sqrt(1 - abar_t)
 grad_{x_t} log p(y | x_t) in the VP space x_t = sqrt(abar_t) x; the core's
@@ -27,10 +28,11 @@ import torch
 from common.denoiser import Denoise
 from common.errors import ConfigError
 from common.guidance import reconstruction_guidance
-from common.samplers import sample_ddim, sample_ddpm
+from common.samplers import sample_ddim, sample_ddpm, sample_dpmpp_2m
 from common.seeds import randn, sample_generators
 
 GUIDANCE = ("quantile", "mse", "none")
+SAMPLERS = ("ddpm", "ddim", "dpmpp_2m")
 MISSING_SCENARIOS = ("none", "RM", "BM-B", "BM-E")
 # guidance scale s of TSDiff's configs (quantile guidance, DDPM), by dataset
 PAPER_SCALES = {"solar_nips": 8.0, "electricity_nips": 4.0, "traffic_nips": 4.0,
@@ -85,7 +87,7 @@ def self_guidance(denoiser: Denoise, energy: Callable[[torch.Tensor], torch.Tens
     looks its sigma up in the grid and weights the energy by ``ddpm_scale_factor`` (the gradient is
     linear in the energy, so this is the per-step scale of Eq. 8).
     """
-    if sampler == "ddim":
+    if sampler in ("ddim", "dpmpp_2m"):  # x0-space ODE steps: the core scale is s (Eq. 9)
         return reconstruction_guidance(denoiser, energy, scale)
     grid = sigmas[:-1].detach()
     factors = ddpm_scale_factor(grid.double(), sigmas[1:].detach().double()).to(grid.dtype)
@@ -139,7 +141,8 @@ def guided_forecast(denoiser: torch.nn.Module, obs: torch.Tensor, mask: torch.Te
         num_samples: samples per window; sample i of a window uses quantile q_i.
         guidance: ``"quantile"`` (TSDiff-Q), ``"mse"`` (TSDiff-MS) or ``"none"`` (unconditional).
         scale: the paper's guidance scale s (see the module docstring for the mapping).
-        sampler: ``"ddpm"`` (ancestral, on ``steps`` of the training sigmas) or ``"ddim"``.
+        sampler: ``"ddpm"`` (ancestral, on ``steps`` of the training sigmas), ``"ddim"`` or
+            ``"dpmpp_2m"`` (the core's DPM-Solver++(2M), guided as DDIM: both step on x0_hat).
         steps: sampling steps; default all training steps for DDPM, 10 for DDIM.
         seeds: one seed per window (sample j of window k draws from seed*1000003 + j).
         chunk: rows (windows x samples) denoised together. Rows are independent (per-row
@@ -153,8 +156,8 @@ def guided_forecast(denoiser: torch.nn.Module, obs: torch.Tensor, mask: torch.Te
     """
     if guidance not in GUIDANCE:
         raise ConfigError(f"unknown guidance {guidance!r}; valid: {GUIDANCE}")
-    if sampler not in ("ddpm", "ddim"):
-        raise ConfigError(f"unknown forecast sampler {sampler!r}; valid: ddpm, ddim")
+    if sampler not in SAMPLERS:
+        raise ConfigError(f"unknown forecast sampler {sampler!r}; valid: {SAMPLERS}")
     if precision not in ("32", "bf16"):
         raise ConfigError(f"unknown forecast precision {precision!r}; valid: 32, bf16")
     steps = steps or (denoiser.num_steps if sampler == "ddpm" else 10)
@@ -180,6 +183,8 @@ def guided_forecast(denoiser: torch.nn.Module, obs: torch.Tensor, mask: torch.Te
         with torch.autocast(obs.device.type, torch.bfloat16, enabled=precision == "bf16"):
             if sampler == "ddpm":
                 out.append(sample_ddpm(denoise, x, sigmas, generator=gens))
+            elif sampler == "dpmpp_2m":
+                out.append(sample_dpmpp_2m(denoise, x, sigmas, generator=gens))
             else:
                 out.append(sample_ddim(denoise, x, sigmas, generator=gens, eta=0.0))
     return torch.cat(out).reshape(obs.shape[0], num_samples, *obs.shape[1:])
