@@ -80,6 +80,10 @@ class ReconstructConfig:
     msdf_image_grad: bool = True  # image losses move the mSDF (through the cut vertices)
     open_outside: bool = True     # points outside every silhouette count as seen through
     open_start: float = 0.0       # fraction of the run before the "open" terms ramp in (over 0.2)
+    concave_margin: float = 0.0   # cells; a view sees through a vertex only if the surface it
+                                  # observes behind it lies within this of the template (else it
+                                  # is a concavity inside the template: the SDF, not the mSDF,
+                                  # must carve it); 0 = off
     renderer: str = "auto"
     seed: int = 0
     progress: bool = True
@@ -117,7 +121,8 @@ def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
 def observe(points: torch.Tensor, views: Views, cameras: list[Camera], margin: float,
             see_margin: float | None = None, radius: int = 2,
             maps: tuple[torch.Tensor, torch.Tensor | None] | None = None,
-            normals: torch.Tensor | None = None, outside_opens: bool = True
+            normals: torch.Tensor | None = None, outside_opens: bool = True,
+            surface: torch.Tensor | None = None, concave_margin: float | None = None
             ) -> tuple[torch.Tensor, torch.Tensor]:
     """Observation labels of template points for the mSDF regularisers (no gradient).
 
@@ -129,7 +134,12 @@ def observe(points: torch.Tensor, views: Views, cameras: list[Camera], margin: f
     it is contradicted too (unless ``outside_opens`` is False: then the mask loss alone removes
     such template bulges, the mSDF does not cut them). Points just off the observed surface
     (bulges of the template that the SDF is still fitting) get neither label: the image terms
-    move them, the mSDF does not cut them.
+    move them, the mSDF does not cut them. With ``surface`` (template vertices) and
+    ``concave_margin``, a view sees through a point only if the surface it observes behind it
+    (the point's ray at the observed depth) lies within ``concave_margin`` of the template: an
+    opening shows the far side of the template (a garment's back through its neck), whereas a
+    concavity (a slot in a box) shows a surface deep inside the template, which the SDF must
+    carve rather than the mSDF open.
 
     Returns:
         ``(observed, unsupported)``: bool ``[P]``. ``observed``: observed by at least one view
@@ -144,6 +154,11 @@ def observe(points: torch.Tensor, views: Views, cameras: list[Camera], margin: f
     framed = torch.zeros_like(seen)
     in_some = torch.zeros_like(seen)
     H, W = views.masks.shape[1:]
+    tree = None
+    if surface is not None and concave_margin is not None and concave_margin > 0:
+        from scipy.spatial import cKDTree
+
+        tree = cKDTree(surface.detach().cpu().double().numpy())
     for i, cam in enumerate(cameras):
         uv, z = _project(p, cam)
         col, row = uv[:, 0].round().long(), uv[:, 1].round().long()
@@ -165,11 +180,28 @@ def observe(points: torch.Tensor, views: Views, cameras: list[Camera], margin: f
                 gap = gap * cos
                 facing = cos >= GRAZING_COS
             seen |= inside & m & facing & ((z - d).abs() <= margin)
-            through |= in_mask & (gap > see_margin)
+            cand = in_mask & (gap > see_margin)
+            if tree is not None and bool(cand.any()):
+                _keep_openings(cand, p, z, near[i].to(p.device, p.dtype)[r, c], cam, tree,
+                               concave_margin)
+            through |= cand
         else:
             seen |= in_mask
     unsupported = (through | (framed & ~in_some & outside_opens)) & ~seen
     return seen, unsupported
+
+
+def _keep_openings(cand: torch.Tensor, p: torch.Tensor, z: torch.Tensor, near: torch.Tensor,
+                   cam: Camera, tree, concave_margin: float) -> None:
+    """Clear ``cand`` (in place) where the observed surface behind the point (its ray at the
+    observed depth ``near``) lies farther than ``concave_margin`` from the template (``tree``)."""
+    idx = torch.nonzero(cand).reshape(-1)
+    R = torch.as_tensor(cam.R, dtype=p.dtype, device=p.device)
+    t = torch.as_tensor(cam.t, dtype=p.dtype, device=p.device)
+    xc = (p[idx] @ R.T + t) * (near[idx] / z[idx].clamp_min(1e-9))[:, None]
+    q = ((xc - t) @ R).cpu().double().numpy()
+    dist, _ = tree.query(q)
+    cand[idx[torch.as_tensor(dist, device=p.device) > concave_margin]] = False
 
 
 def outside_some_mask(points: torch.Tensor, masks: torch.Tensor, cameras: list[Camera]
@@ -327,7 +359,9 @@ def optimise(views: Views, cameras: list[Camera], cfg: ReconstructConfig | None 
             tn = vertex_normals(shell.template_vertices, shell.template_faces)
             seen, unsupported = observe(shell.template_vertices, views, cameras, margin,
                                         cfg.see_margin * grid.cell_size, maps=maps, normals=tn,
-                                        outside_opens=cfg.open_outside)
+                                        outside_opens=cfg.open_outside,
+                                        surface=shell.template_vertices,
+                                        concave_margin=cfg.concave_margin * grid.cell_size)
             delta = 0.5 * grid.cell_size
             ramp = min(max((it / max(cfg.iterations, 1) - cfg.open_start) / 0.2, 0.0), 1.0)
             h = grid.cell_size

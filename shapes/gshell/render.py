@@ -171,7 +171,9 @@ class DeodrRenderer:
         # unweld: one corner per (face, k) so normals stay flat per face
         corners = f.reshape(-1)
         ij = uv[corners]
-        attrs = [torch.ones_like(xc[corners, :1]), xc[corners, 2:3],
+        # DEODR interpolates attributes affinely in image space, which is exact for 1 / z (not
+        # for z): render 1 / z and invert it, so depth is perspective-correct like nvdiffrast's
+        attrs = [torch.ones_like(xc[corners, :1]), 1.0 / xc[corners, 2:3],
                  normals.repeat_interleave(3, dim=0)]
         if vertex_colors is not None:
             attrs.append(vertex_colors.double().cpu()[corners])
@@ -196,6 +198,11 @@ class DeodrRenderer:
             nb_colors=n_ch, texture=np.zeros((0, 0)), background_color=np.zeros(n_ch),
             clockwise=False, backface_culling=True)
         img = self._render2d(ij, colors, _DeodrHolder(scene))
+        alpha, inv_z = img[..., :1], img[..., 1:2]  # both premultiplied by coverage
+        hit = inv_z > 1e-12
+        z = torch.where(hit, alpha * alpha / torch.where(hit, inv_z, torch.ones_like(inv_z)),
+                        torch.zeros_like(inv_z))  # coverage * z, as _split expects
+        img = torch.cat([alpha, z, img[..., 2:]], -1)
         return self._split(img, vertex_colors is not None, device, dtype)
 
     @staticmethod
