@@ -64,8 +64,9 @@ class EvalConfig:
 
 @dataclass
 class ExportConfig:
-    formats: list[str] = field(default_factory=lambda: ["obj", "glb"])
+    formats: list[str] = field(default_factory=lambda: ["obj", "glb"])  # any of obj ply stl glb
     previews: int = 8  # shapes per preview grid
+    mesh_previews: bool = True  # also a <name>.png (four views) next to every exported mesh
 
 
 @dataclass
@@ -138,6 +139,11 @@ def prepare(cfg: ShapesConfig, run: RunDir) -> None:
     data_dir = run.path / "data"
     for split, keys in (("train", train), ("holdout", hold)):
         prepared = model.prepare({k: meshes[k] for k in keys}, cache_dir=cache)
+        errors.update(model.load_errors)  # meshes whose SDF failed: reported, not fatal
+        if split == "train":
+            train = list(prepared["names"])
+        else:
+            hold = list(prepared["names"])
         _save_npz(data_dir / f"{split}.npz", names=np.array(prepared["names"]),
                   sdf=prepared["sdf"], points=prepared["points"])
     ref_dir = data_dir / "holdout_meshes"
@@ -341,6 +347,9 @@ def export(cfg: ShapesConfig, run: RunDir) -> None:
             if len(m.faces):
                 for fmt in cfg.export.formats:
                     export_mesh(m, out_dir / group / f"{p.stem}.{fmt.lower()}", overwrite=True)
+                if cfg.export.mesh_previews:
+                    render_preview(m, out_dir / group / f"{p.stem}.png", titles=[p.stem],
+                                   max_faces=4000, size=1.6)
         k = cfg.export.previews
         show, titles = meshes[:k], [p.stem for p in files[:k]]
         if group == "conditional":
@@ -359,8 +368,11 @@ def export(cfg: ShapesConfig, run: RunDir) -> None:
     metrics = run.metrics()
     info = json.loads((run.path / "data" / "info.json").read_text())
     text = [f"Data: {info['source']}; {info['n_train']} training and {info['n_holdout']} "
-            f"held-out shapes; {len(info['rejected'])} files rejected.", "",
-            "| section | metric | value |", "|---|---|---|"]
+            f"held-out shapes; {len(info['rejected'])} files rejected."]
+    text += [f"- rejected `{name}`: {why}" for name, why in sorted(info["rejected"].items())]
+    text += [f"- repaired `{name}`: {'; '.join(what)}"
+             for name, what in sorted(info["repairs"].items())]
+    text += ["", "| section | metric | value |", "|---|---|---|"]
     for section in ("generation", "generation_baselines", "point_cloud_reconstruction",
                     "holdout_codec", "sampling", "train"):
         for key, val in metrics.get(section, {}).items():

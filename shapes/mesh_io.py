@@ -82,6 +82,10 @@ def load_mesh(path: str | Path, *, max_faces: int = MAX_FACES, allow_flat: bool 
         mesh = trimesh.util.concatenate(geoms) if len(geoms) > 1 else geoms[0]
     elif isinstance(loaded, trimesh.Trimesh):
         mesh = loaded
+    elif isinstance(loaded, trimesh.PointCloud):
+        raise DataError(f"has no faces: a point cloud of {len(loaded.vertices)} vertices",
+                        file=path, field="faces",
+                        expected="at least one triangle (point clouds are not meshes)")
     else:
         raise DataError(f"holds a {type(loaded).__name__}, not a triangle mesh", file=path,
                         field="faces", expected="triangle faces")

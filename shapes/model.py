@@ -226,11 +226,26 @@ class ShapeModel:
         good = self.load_meshes(meshes)
         names, sdfs, points = [], [], []
         for name, mesh in tqdm(good.items(), desc="SDF grids", disable=not progress):
-            sdf, info = cached_mesh_to_sdf(mesh, self.sdf_config(), cache_dir)
+            try:  # one mesh whose SDF fails (or has no inside) never stops the others
+                sdf, info = cached_mesh_to_sdf(mesh, self.sdf_config(), cache_dir)
+                if not sdf.min() < 0 < sdf.max():
+                    raise DataError("its TSDF has no inside (or no outside) on the "
+                                    f"{self.config.resolution}^3 grid", file=name, field="faces",
+                                    expected="a closed volume larger than a grid cell")
+            except Exception as exc:  # noqa: BLE001 - reported per file, like load errors
+                err = exc if isinstance(exc, DataError) else DataError(
+                    f"SDF failed ({type(exc).__name__}: {exc})"[:300], file=name)
+                self.load_errors[name] = str(err)
+                log.warning("skipped %s", err)
+                continue
             self.sdf_info[name] = info
             names.append(name)
             sdfs.append(sdf)
             points.append(self.surface_points(mesh, 4 * self.config.n_points, len(names)))
+        if not names:
+            raise DataError(f"no usable mesh ({len(self.load_errors)} rejected: "
+                            f"{list(self.load_errors.values())[:3]})", file=str(meshes)[:200],
+                            expected="at least one mesh with a valid SDF")
         return {"names": names, "sdf": np.stack(sdfs), "points": np.stack(points)}
 
     # training --------------------------------------------------------------------------------

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = 1
+NARROW_BAND_MIN_RES = 64  # above this, a truncated SDF of a watertight mesh is
+# evaluated in a narrow band only (``narrow_band_sdf``; exact, ~2-4x fewer distance queries)
 
 
 @dataclass
@@ -81,6 +83,40 @@ def signed_distance(mesh: trimesh.Trimesh, points: np.ndarray) -> np.ndarray:
     return np.asarray(d)
 
 
+def narrow_band_sdf(mesh: trimesh.Trimesh, resolution: int, truncation: float,
+                    coarse: int | None = None) -> np.ndarray:
+    """Exact truncated SDF on the ``resolution^3`` grid, evaluated only near the surface.
+
+    The signed distance is 1-Lipschitz, so a fine node whose nearest node of a coarse grid
+    (spacing ``h``) has ``|d| > truncation + sqrt(3) h / 2`` lies on that node's side of a
+    watertight surface and farther than ``truncation`` from it: its truncated value is
+    ``sign * truncation`` without evaluating it. Only the other (narrow-band) nodes are queried.
+    Equal to clipping the dense grid for a watertight mesh (the caller checks that).
+
+    Args:
+        mesh: a watertight mesh in unit-cube coordinates.
+        resolution: fine grid nodes per side.
+        truncation: the clip value (> 0).
+        coarse: coarse grid nodes per side (default ``max(8, resolution // 4)``).
+
+    Returns:
+        float64 [R, R, R]; values beyond the band are exactly ``+-truncation``.
+    """
+    r = int(resolution)
+    rc = int(coarse or max(8, r // 4))
+    d_c = signed_distance(mesh, grid_points(rc)).reshape((rc,) * 3)
+    nearest = np.rint(np.linspace(0.0, rc - 1.0, r)).astype(int)  # per axis, fine -> coarse
+    near = d_c[np.ix_(nearest, nearest, nearest)]
+    margin = truncation + np.sqrt(3.0) / 2 / (rc - 1)
+    out = np.where(near < 0, -float(truncation), float(truncation))
+    band = np.abs(near) <= margin
+    if band.any():
+        g = np.linspace(-0.5, 0.5, r)
+        i, j, k = np.nonzero(band)
+        out[band] = signed_distance(mesh, np.stack([g[i], g[j], g[k]], axis=1))
+    return out
+
+
 def mesh_to_sdf(mesh: trimesh.Trimesh, cfg: SDFConfig | None = None, *,
                 normalized: bool = False) -> tuple[np.ndarray, dict]:
     """Truncated SDF grid of a mesh (float32 [R, R, R]) and a record of what was done.
@@ -109,7 +145,10 @@ def mesh_to_sdf(mesh: trimesh.Trimesh, cfg: SDFConfig | None = None, *,
             else "wrapped with Manifold before the SDF"
         repairs.append(text)
         log.info("%s: %s", mesh.metadata.get("source", "<mesh>"), text)
-    sdf = signed_distance(mesh, grid_points(cfg.resolution)).reshape((cfg.resolution,) * 3)
+    if cfg.truncation is not None and cfg.resolution > NARROW_BAND_MIN_RES and mesh.is_watertight:
+        sdf = narrow_band_sdf(mesh, cfg.resolution, cfg.truncation)
+    else:
+        sdf = signed_distance(mesh, grid_points(cfg.resolution)).reshape((cfg.resolution,) * 3)
     if cfg.truncation is not None:
         sdf = np.clip(sdf, -cfg.truncation, cfg.truncation)
     info = {"center": np.asarray(center).tolist(), "scale": float(scale),
@@ -180,5 +219,6 @@ def sdf_to_mesh(sdf: np.ndarray, level: float = 0.0, decimate_to: int | None = N
     return mesh
 
 
-__all__ = ["SDFConfig", "grid_points", "make_watertight", "signed_distance", "mesh_to_sdf",
+__all__ = ["SDFConfig", "grid_points", "make_watertight", "signed_distance",
+           "narrow_band_sdf", "mesh_to_sdf",
            "cached_mesh_to_sdf", "sdf_to_mesh"]

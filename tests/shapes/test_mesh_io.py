@@ -104,3 +104,47 @@ def test_modelnet_extraction_from_cached_zip(tmp_path):
     zpath.write_bytes(zpath.read_bytes() + b"x")  # a corrupted cache is refused
     with pytest.raises(DataError, match="SHA-256"):
         modelnet("modelnet10", cache_dir=tmp_path)
+
+
+def test_huge_mesh_file_refused_above_the_hard_limit(tmp_path, monkeypatch):
+    """Above ``REFUSE_FACES`` a file is refused by name (decimating it would cost gigabytes)."""
+    import shapes.mesh_io as mio
+
+    path = tmp_path / "huge.ply"
+    trimesh.creation.icosphere(3).export(path)  # 1280 faces
+    monkeypatch.setattr(mio, "REFUSE_FACES", 1000)
+    with pytest.raises(DataError, match="1,280 faces") as err:
+        load_mesh(path)
+    assert "huge.ply" in str(err.value) and "decimate" in str(err.value)
+    monkeypatch.setattr(mio, "REFUSE_FACES", 10**9)
+    mesh = load_mesh(path, max_faces=300)  # below the hard limit: decimated and said so
+    assert len(mesh.faces) <= 300 and "1,280 to" in mesh.metadata["genpipes_repairs"][-1]
+
+
+def test_degenerate_meshes_are_refused_by_name(tmp_path):
+    path = tmp_path / "zero_area.obj"  # three collinear vertices: a face with no area
+    path.write_text("v 0 0 0\nv 1 0 0\nv 2 0 0\nf 1 2 3\n")
+    with pytest.raises(DataError, match="zero_area.obj"):
+        load_mesh(path)
+    path = tmp_path / "same_point.obj"
+    path.write_text("v 1 1 1\nv 1 1 1\nv 1 1 1\nf 1 2 3\n")
+    with pytest.raises(DataError, match="same_point.obj"):
+        load_mesh(path)
+    path = tmp_path / "bad_index.obj"
+    with pytest.raises(DataError, match="bad_index"):
+        validate_mesh(trimesh.Trimesh(np.eye(3), [[0, 1, 5]], process=False), path)
+
+
+def test_every_shared_real_mesh_loads_or_is_rejected_by_name(shared_data):
+    """The whole shared folder (soups, open garments, a 2216-part chair, non-manifold parts)."""
+    meshes, errors = load_mesh_dir(shared_data / "shapes")
+    flat = {"common-3d-test-models/alligator.obj", "common-3d-test-models/woody.obj",
+            "trimesh-models/plane.ply"}  # planar 2-D meshes (z extent 0): no inside
+    assert set(errors) == flat and all("flat" in e and n in e for n, e in errors.items())
+    assert len(meshes) >= 29
+    chair = meshes["trimesh-models/chair_model.obj"]  # many open parts, kept as one mesh
+    assert len(chair.split(only_watertight=False)) > 100
+    soup = meshes["trimesh-models/ico4.obj"]  # every face separate: merged by trimesh
+    assert len(soup.vertices) < 3 * len(soup.faces)
+    for mesh in meshes.values():
+        assert len(mesh.faces) > 0 and np.isfinite(mesh.vertices).all()

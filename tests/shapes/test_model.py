@@ -145,3 +145,26 @@ def test_point_occupancy_is_aligned_with_the_latent_grid():
     torch.testing.assert_close(net.point_occupancy(-pts, 12), occ.flip(2, 3, 4))
     one = net.point_occupancy(torch.tensor([[[0.01, -0.2, 0.3]]]), 12)[0, 0]
     assert one.sum() == 1 and one[6, 4, 8] == 1  # floor((p + 0.75) / 0.125)
+
+
+def test_prepare_reports_a_failing_sdf_and_keeps_the_others(monkeypatch):
+    """A mesh whose SDF raises, or has no inside on the grid, is rejected by name only."""
+    import shapes.model as sm
+
+    real = sm.cached_mesh_to_sdf
+
+    def flaky(mesh, cfg, cache_dir):
+        if len(mesh.faces) == 80:  # the icosphere: as if the distance library failed
+            raise RuntimeError("igl: bad input")
+        return real(mesh, cfg, cache_dir)
+
+    monkeypatch.setattr(sm, "cached_mesh_to_sdf", flaky)
+    model = ShapeModel(**{**TINY, "resolution": 16})
+    sheet = trimesh.creation.box((1.0, 1.0, 1e-3))  # thinner than a cell: no node inside
+    data = model.prepare({"box": trimesh.creation.box((0.5, 0.4, 0.3)),
+                          "ball": trimesh.creation.icosphere(1), "sheet": sheet}, progress=False)
+    assert data["names"] == ["box"] and data["sdf"].shape == (1, 16, 16, 16)
+    assert "RuntimeError" in model.load_errors["ball"] and "ball" in model.load_errors["ball"]
+    assert "no inside" in model.load_errors["sheet"] and "sheet" in model.load_errors["sheet"]
+    with pytest.raises(DataError, match="no usable mesh"):
+        model.prepare({"ball": trimesh.creation.icosphere(1)}, progress=False)
