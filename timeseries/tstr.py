@@ -35,6 +35,23 @@ def synthetic_dataset(synthetic: np.ndarray, freq: str, start: str = "2000-01-01
             for i, row in enumerate(arr)]
 
 
+def window_lags(freq: str, length: int, prediction_length: int, context_length: int
+                ) -> tuple[int, list[int]]:
+    """DeepAR's ``(context_length, lags_seq)`` for training on windows of ``length`` steps.
+
+    DeepAR reads ``context + max(lags)`` steps before each prediction range; a window has only
+    ``length - prediction_length``, and GluonTS zero-pads the rest, so with its default lags (up
+    to ~30 days for hourly data) the model learns from padding that real histories never show.
+    Keep GluonTS' lags for ``freq`` up to half the window's history (at least lag 1) and shorten
+    the context to what is left (at most ``context_length``): every lag is real in training.
+    """
+    from gluonts.time_feature import get_lags_for_frequency
+
+    history = length - prediction_length
+    lags = [lag for lag in get_lags_for_frequency(freq) if lag <= history // 2] or [1]
+    return max(1, min(context_length, history - max(lags))), lags
+
+
 def tstr_deepar(synthetic: np.ndarray, inputs: list[dict[str, Any]], freq: str,
                 prediction_length: int, context_length: int, max_steps: int = 200,
                 num_samples: int = 100, seed: int = 0, batch_size: int = 64,
@@ -46,13 +63,15 @@ def tstr_deepar(synthetic: np.ndarray, inputs: list[dict[str, Any]], freq: str,
         inputs: real test inputs (GluonTS entries, history only).
         freq: pandas frequency of the real data (used for DeepAR's time features).
         prediction_length: forecast horizon.
-        context_length: DeepAR's context (at most length - prediction_length).
+        context_length: DeepAR's longest context; with the default lags it is shortened so
+            that context + largest lag fits in a window (``window_lags``).
         max_steps: DeepAR training steps.
         num_samples: samples per forecast.
         seed: seed of Lightning and the forecast sampling.
         batch_size: DeepAR batch size.
-        lags_seq: DeepAR's lags (default: GluonTS' lags for ``freq``, zero-padded before a
-            window's start).
+        lags_seq: DeepAR's lags (default ``window_lags``: GluonTS' lags for ``freq`` that fit
+            in a window; an explicit list keeps ``context_length`` and may reach before a
+            window's start, where GluonTS zero-pads).
 
     Returns:
         One ``SampleForecast`` per input, from a model that saw only synthetic data.
@@ -66,6 +85,8 @@ def tstr_deepar(synthetic: np.ndarray, inputs: list[dict[str, Any]], freq: str,
         raise DataError(f"synthetic windows have length {length}", file="synthetic",
                         field="length", expected=f">= context {context_length} + horizon "
                         f"{prediction_length}")
+    if lags_seq is None:
+        context_length, lags_seq = window_lags(freq, length, prediction_length, context_length)
     pl.seed_everything(seed, verbose=False)
     est = DeepAREstimator(freq=freq, prediction_length=prediction_length,
                           context_length=context_length, batch_size=batch_size,
