@@ -103,3 +103,28 @@ def build_tet_grid(resolution: int, bound: float = 1.0, dtype: torch.dtype = tor
     tets[neg] = tets[neg][:, [0, 2, 1, 3]]
     return TetGrid(vertices.to(dtype=dtype, device=device), tets.to(device),
                    unique_edges(tets).to(device), resolution, float(bound))
+
+
+def resample_lattice(values: torch.Tensor, resolution: int, new_resolution: int) -> torch.Tensor:
+    """Trilinear resampling of per-vertex values between tet grids of the same bound.
+
+    The grid vertices are a regular ``(resolution + 1)^3`` lattice whose corners coincide at
+    every resolution, so this is ``F.interpolate(..., mode="trilinear", align_corners=True)``
+    (coarse-to-fine SDF, as DMTet's subdivision/resampling between grid levels).
+
+    Args:
+        values: ``[V]`` or ``[V, C]`` values on the ``resolution`` grid.
+        resolution, new_resolution: cubes per axis of the source and target grids.
+
+    Returns:
+        ``[V']`` or ``[V', C]`` values on the ``new_resolution`` grid.
+    """
+    import torch.nn.functional as F
+
+    n, m = resolution + 1, new_resolution + 1
+    if values.shape[0] != n**3:
+        raise ConfigError(f"{values.shape[0]} values for a {resolution}^3 grid; expected {n**3}")
+    x = values.reshape(n, n, n, -1).permute(3, 0, 1, 2)[None]
+    y = F.interpolate(x, size=(m, m, m), mode="trilinear", align_corners=True)[0]
+    y = y.permute(1, 2, 3, 0).reshape(m**3, -1)
+    return y.reshape(m**3, *values.shape[1:])

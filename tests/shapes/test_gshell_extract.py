@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from common.errors import ConfigError
 from shapes.gshell import build_tet_grid, extract_gshell
 
 RES = 24
@@ -143,3 +144,22 @@ def test_gradients_match_finite_differences():
             fm = f(*args)
             fd = float(fp - fm) / (2 * eps)
             assert fd == pytest.approx(float(flat_grad[k]), rel=1e-4, abs=1e-6)
+
+
+def test_resample_lattice_is_exact_for_linear_fields():
+    """Trilinear resampling between grid resolutions reproduces affine fields exactly."""
+    from shapes.gshell.tetgrid import resample_lattice
+
+    a, b = build_tet_grid(6, 0.6, dtype=torch.float64), build_tet_grid(9, 0.6, dtype=torch.float64)
+    w = torch.tensor([0.3, -1.2, 0.7], dtype=torch.float64)
+
+    def field(p):
+        return p @ w + 0.1
+
+    up = resample_lattice(field(a.vertices), 6, 9)
+    assert up.shape == (10**3,)
+    torch.testing.assert_close(up, field(b.vertices))
+    vec = resample_lattice(a.vertices, 6, 9)  # [V, 3] values: the positions themselves
+    torch.testing.assert_close(vec, b.vertices)
+    with pytest.raises(ConfigError):
+        resample_lattice(field(a.vertices)[:-1], 6, 9)

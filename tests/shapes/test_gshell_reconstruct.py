@@ -296,3 +296,18 @@ def test_non_finite_gradients_do_not_poison_the_fields(hemi_views):
     rec = optimise(views, cams, cfg, _NanGradRenderer())
     assert all(bool(torch.isfinite(t).all()) for t in (rec.sdf, rec.msdf, rec.deform))
     assert len(rec.mesh().faces) > 0
+
+
+def test_coarse_to_fine_ends_on_the_fine_grid(hemi_views):
+    """coarse_resolution: the fields are resampled once onto the final grid and keep fitting."""
+    from shapes.gshell.reconstruct import ReconstructConfig, optimise
+
+    views, cams = hemi_views
+    cfg = ReconstructConfig(resolution=14, coarse_resolution=10, coarse_fraction=0.5,
+                            iterations=6, views_per_step=1, progress=False, renderer="deodr")
+    rec = optimise(views, cams, cfg)
+    assert rec.grid.resolution == 14
+    assert rec.sdf.shape == rec.msdf.shape == (15**3,) and rec.deform.shape == (15**3, 3)
+    assert float(rec.deform.abs().max()) < 0.45 * rec.grid.cell_size
+    assert len(rec.history) == 6 and all(np.isfinite(rec.history))
+    assert len(rec.mesh().faces) > 0

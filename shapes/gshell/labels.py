@@ -1,0 +1,175 @@
+"""Observation labels and space carving for G-Shell's mSDF regularisers (Liu et al. 2024, Sec. 5.1).
+
+Per template vertex, the target views say whether it lies on an observed surface (the "close"
+term keeps the mSDF positive there) or whether some view sees through it (the "open" term pulls
+the mSDF negative there). The initial SDF is the visual hull of the masks (space carving, as
+DMTet/nvdiffrec initialise from silhouettes). Our reading of the paper's regularisers; its code
+was not available to us.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .render import Camera
+from .tetgrid import TetGrid
+from .views import Views
+
+GRAZING_COS = 0.2  # views closer than ~78 degrees to a template face's plane do not observe it
+
+
+def _project(points: torch.Tensor, cam: Camera) -> tuple[torch.Tensor, torch.Tensor]:
+    R = torch.as_tensor(cam.R, dtype=points.dtype, device=points.device)
+    t = torch.as_tensor(cam.t, dtype=points.dtype, device=points.device)
+    K = torch.as_tensor(cam.K, dtype=points.dtype, device=points.device)
+    xc = points @ R.T + t
+    uv = xc[:, :2] / xc[:, 2:3].clamp_min(1e-6) @ K[:2, :2].T + K[:2, 2]
+    return uv, xc[:, 2]
+
+
+def carving_maps(views: Views, radius: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Conservative targets for space carving: the mask dilated by ``radius`` pixels and the
+    nearest observed depth within that radius (so silhouette rounding never carves the object)."""
+    k = 2 * radius + 1
+    dil = F.max_pool2d(views.masks[:, None].float(), k, 1, radius)[:, 0]
+    near = None
+    if views.depths is not None:
+        d = torch.where(views.masks > 0.5, views.depths.float(), torch.full_like(views.depths, 1e9))
+        near = -F.max_pool2d(-d[:, None], k, 1, radius)[:, 0]
+    return dil, near
+
+
+def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    """Area-weighted unit vertex normals ``[V, 3]`` of a triangle mesh (no gradient)."""
+    v = vertices.detach()
+    fn = torch.linalg.cross(v[faces[:, 1]] - v[faces[:, 0]], v[faces[:, 2]] - v[faces[:, 0]])
+    n = torch.zeros_like(v).index_add_(0, faces.reshape(-1), fn.repeat_interleave(3, 0))
+    return n / n.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+
+def observe(points: torch.Tensor, views: Views, cameras: list[Camera], margin: float,
+            see_margin: float | None = None, radius: int = 2,
+            maps: tuple[torch.Tensor, torch.Tensor | None] | None = None,
+            normals: torch.Tensor | None = None, outside_opens: bool = True,
+            surface: torch.Tensor | None = None, concave_margin: float | None = None
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Observation labels of template points for the mSDF regularisers (no gradient).
+
+    A view *observes* a point when the point projects inside the mask and lies on the observed
+    surface (``|z - depth| <= margin``; without depth maps: inside the mask and not behind
+    another view's evidence). A view *contradicts* it when it sees through it: a surface is
+    observed ``see_margin`` or more behind the point around its pixel (``z < near -
+    see_margin``). A point that projects outside the (dilated) masks of all views that frame
+    it is contradicted too (unless ``outside_opens`` is False: then the mask loss alone removes
+    such template bulges, the mSDF does not cut them). Points just off the observed surface
+    (bulges of the template that the SDF is still fitting) get neither label: the image terms
+    move them, the mSDF does not cut them. With ``surface`` (template vertices) and
+    ``concave_margin``, a view sees through a point only if the surface it observes behind it
+    (the point's ray at the observed depth) lies within ``concave_margin`` of the template: an
+    opening shows the far side of the template (a garment's back through its neck), whereas a
+    concavity (a slot in a box) shows a surface deep inside the template, which the SDF must
+    carve rather than the mSDF open.
+
+    Returns:
+        ``(observed, unsupported)``: bool ``[P]``. ``observed``: observed by at least one view
+        (the "close" term keeps the mSDF positive there). ``unsupported``: contradicted and
+        observed by no view (the "open" term pulls the mSDF negative there).
+    """
+    p = points.detach()
+    see_margin = 2 * margin if see_margin is None else see_margin
+    dil, near = maps if maps is not None else carving_maps(views, radius)
+    seen = torch.zeros(p.shape[0], dtype=torch.bool, device=p.device)
+    through = torch.zeros_like(seen)
+    framed = torch.zeros_like(seen)
+    in_some = torch.zeros_like(seen)
+    H, W = views.masks.shape[1:]
+    tree = None
+    if surface is not None and concave_margin is not None and concave_margin > 0:
+        from scipy.spatial import cKDTree
+
+        tree = cKDTree(surface.detach().cpu().double().numpy())
+    for i, cam in enumerate(cameras):
+        uv, z = _project(p, cam)
+        col, row = uv[:, 0].round().long(), uv[:, 1].round().long()
+        inside = (col >= 0) & (col < W) & (row >= 0) & (row < H) & (z > 0)
+        c, r = col.clamp(0, W - 1), row.clamp(0, H - 1)
+        in_mask = inside & (dil[i].to(p.device)[r, c] > 0.5)
+        framed |= inside
+        in_some |= in_mask
+        if views.depths is not None:
+            m = views.masks[i].to(p.device)[r, c] > 0.5
+            d = views.depths[i].to(p.device, p.dtype)[r, c]
+            gap = near[i].to(p.device, p.dtype)[r, c] - z
+            facing = torch.ones_like(seen)
+            if normals is not None:  # |cos| between the viewing ray and the template normal
+                Rt = torch.as_tensor(cam.R, dtype=p.dtype, device=p.device)
+                xc = p @ Rt.T + torch.as_tensor(cam.t, dtype=p.dtype, device=p.device)
+                cos = ((normals.to(p.dtype) @ Rt.T) * xc).sum(1).abs() / xc.norm(dim=1).clamp_min(
+                    1e-9)
+                gap = gap * cos
+                facing = cos >= GRAZING_COS
+            seen |= inside & m & facing & ((z - d).abs() <= margin)
+            cand = in_mask & (gap > see_margin)
+            if tree is not None and bool(cand.any()):
+                _keep_openings(cand, p, z, near[i].to(p.device, p.dtype)[r, c], cam, tree,
+                               concave_margin)
+            through |= cand
+        else:
+            seen |= in_mask
+    unsupported = (through | (framed & ~in_some & outside_opens)) & ~seen
+    return seen, unsupported
+
+
+def _keep_openings(cand: torch.Tensor, p: torch.Tensor, z: torch.Tensor, near: torch.Tensor,
+                   cam: Camera, tree, concave_margin: float) -> None:
+    """Clear ``cand`` (in place) where the observed surface behind the point (its ray at the
+    observed depth ``near``) lies farther than ``concave_margin`` from the template (``tree``)."""
+    idx = torch.nonzero(cand).reshape(-1)
+    R = torch.as_tensor(cam.R, dtype=p.dtype, device=p.device)
+    t = torch.as_tensor(cam.t, dtype=p.dtype, device=p.device)
+    xc = (p[idx] @ R.T + t) * (near[idx] / z[idx].clamp_min(1e-9))[:, None]
+    q = ((xc - t) @ R).cpu().double().numpy()
+    dist, _ = tree.query(q)
+    cand[idx[torch.as_tensor(dist, device=p.device) > concave_margin]] = False
+
+
+def outside_some_mask(points: torch.Tensor, masks: torch.Tensor, cameras: list[Camera]
+                      ) -> torch.Tensor:
+    """Space carving: bool ``[P]``, True where some view sees background at the point's pixel,
+    or the point projects outside the image of a view that shows the whole object (its mask
+    does not touch the image border; a cropped view says nothing about what lies beyond it)."""
+    p = points.detach()
+    free = torch.zeros(p.shape[0], dtype=torch.bool, device=p.device)
+    H, W = masks.shape[1:]
+    for i, cam in enumerate(cameras):
+        uv, z = _project(p, cam)
+        col, row = uv[:, 0].round().long(), uv[:, 1].round().long()
+        inside = (col >= 0) & (col < W) & (row >= 0) & (row < H)
+        c, r = col.clamp(0, W - 1), row.clamp(0, H - 1)
+        m = masks[i].to(p.device) >= 0.5
+        whole = not bool(m[0].any() or m[-1].any() or m[:, 0].any() or m[:, -1].any())
+        outside = ~inside if whole else torch.zeros_like(inside)
+        free |= (z > 0) & (outside | (inside & ~m[r, c]))
+    return free
+
+
+def visual_hull_sdf(grid: TetGrid, views: Views, cameras: list[Camera], margin: float
+                    ) -> torch.Tensor:
+    """Initial SDF: signed distance (scipy EDT, world units) to the visual hull of the masks.
+
+    Depth is left out on purpose: carving with depth turns a thin open surface into a thin
+    double-layered shell, whereas the mask hull of an open surface is a closed template that
+    contains it, whose extra parts the mSDF then removes (G-Shell Sec. 4).
+    """
+    from scipy.ndimage import distance_transform_edt
+
+    dil = F.max_pool2d(views.masks[:, None].float(), 3, 1, 1)[:, 0]
+    free = outside_some_mask(grid.vertices.double(), dil, cameras)
+    n = grid.resolution + 1
+    occ = (~free).reshape(n, n, n).cpu().numpy()
+    if not occ.any():
+        occ[n // 2, n // 2, n // 2] = True
+    h = grid.cell_size
+    sdf = (distance_transform_edt(~occ) - distance_transform_edt(occ) + 0.5 * (~occ) - 0.5 * occ)
+    return torch.as_tensor(sdf.reshape(-1) * h, dtype=torch.float32)
