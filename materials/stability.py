@@ -290,3 +290,37 @@ def stability_summary(e_hull: list[float], unique: list[bool], novel: list[bool]
         "msun": f"{sum(msun)}/{n} (valid, unique, novel, E_hull <= 0.1)",
         "msun_rate": sum(msun) / max(n, 1),
     }
+
+
+def proxy_calibration(formulas: list[str], proxy_e_hull: list[float], hull: DFTHull,
+                      threshold: float = 0.1) -> dict[str, Any]:
+    """Proxy E_hull against the MP-20 DFT e_above_hull for compositions in the table.
+
+    Per reduced formula the lowest proxy E_hull over the given structures (the best polymorph the
+    project built) is compared with the lowest DFT e_above_hull of that formula in the table (the
+    table has no structures, so polymorphs cannot be matched one to one). Returns the MAE, the
+    mean signed error (proxy - DFT), the agreement on "E_hull <= threshold" and on the sign
+    ("E_hull <= 0"), with the number of formulas and the per-formula pairs.
+    """
+    known: dict[str, float] = {}
+    for f, e in zip(hull.formulas, hull.e_hull_dft if hull.e_hull_dft is not None else []):
+        if math.isfinite(e):
+            known[f] = min(known.get(f, math.inf), float(e))
+    best: dict[str, float] = {}
+    for f, e in zip(formulas, proxy_e_hull):
+        f = Composition(f).reduced_formula
+        if f in known and math.isfinite(e):
+            best[f] = min(best.get(f, math.inf), float(e))
+    pairs = [(f, best[f], known[f]) for f in sorted(best)]
+    if not pairs:
+        return {"n_formulas": 0, "mae": float("nan"), "bias": float("nan"),
+                "agreement_threshold": float("nan"), "agreement_sign": float("nan"),
+                "pairs": []}
+    err = np.array([p - d for _, p, d in pairs])
+    return {
+        "n_formulas": len(pairs), "mae": float(np.abs(err).mean()), "bias": float(err.mean()),
+        "agreement_threshold": float(np.mean([(p <= threshold) == (d <= threshold)
+                                              for _, p, d in pairs])),
+        "agreement_sign": float(np.mean([(p <= 1e-9) == (d <= 1e-9) for _, p, d in pairs])),
+        "threshold": threshold, "pairs": pairs,
+    }

@@ -17,13 +17,14 @@ import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from common.errors import DataError
 from common.io import atomic_write_json, atomic_write_text
 from common.training import TrainerConfig
 
-from .registry import Vertical
+from .registry import Command, Vertical
 from .rundir import RunDir
 
 
@@ -357,6 +358,40 @@ def _f(x: Any) -> float:
         return float("nan")
 
 
+def _stable_set_args(p: Any) -> None:
+    from materials.stable_set import StableSetConfig
+
+    d = StableSetConfig()
+    p.add_argument("--out", required=True, help="output folder (a half-built set resumes)")
+    p.add_argument("--hull", required=True,
+                   help="MP-20 hull folder or ensemble_above_hull_dataset.parquet")
+    p.add_argument("--n", type=int, default=d.n_candidates, help="decorated candidates")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--threshold", type=float, default=d.threshold,
+                   help="keep proxy E_hull below this (eV/atom)")
+    p.add_argument("--min-probability", type=float, default=d.min_probability,
+                   help="Hautier substitution probability cut-off")
+    p.add_argument("--relax-steps", type=int, default=d.relax_steps)
+    p.add_argument("--fmax", type=float, default=d.fmax)
+    p.add_argument("--executor", default="local", help="local or dask")
+    p.add_argument("--workers", type=int, default=1)
+
+
+def _stable_set_cmd(args: Any) -> int:
+    from common.executor import get_executor
+    from materials.stable_set import StableSetConfig, build_stable_set
+
+    cfg = StableSetConfig(n_candidates=args.n, seed=args.seed, threshold=args.threshold,
+                          min_probability=args.min_probability, relax_steps=args.relax_steps,
+                          fmax=args.fmax)
+    with get_executor(args.executor, n_workers=args.workers) as ex:
+        kept = build_stable_set(args.out, args.hull, cfg, executor=ex)
+    summary = json.loads((Path(args.out) / "summary.json").read_text())
+    print(f"kept {summary['n_kept_after_dedup']} candidates (proxy E_hull < {cfg.threshold} "
+          f"eV/atom, deduplicated); {len(kept)} rows in {Path(args.out) / 'stable_set.csv'}")
+    return 0
+
+
 VERTICAL = Vertical(
     name="materials",
     description="UniMat crystal generation (free and CSP) with CHGNet proxy stability metrics",
@@ -369,6 +404,10 @@ VERTICAL = Vertical(
                     "sample.compositions": ["SrTiO3"], "sample.per_composition": 2,
                     "sample.steps": 12, "evaluate.relax_steps": 30, "evaluate.max_relax": 4,
                     "evaluate.element_steps": 25},
+    commands={"build-stable-set": Command(
+        help="build the proxy-stable training set (decorated prototypes, CHGNet-relaxed, "
+             "DFT-anchored proxy E_hull below a threshold) as a CDVAE CSV",
+        add_arguments=_stable_set_args, handler=_stable_set_cmd)},
 )
 
 __all__ = ["MaterialsConfig", "VERTICAL", "asdict"]
