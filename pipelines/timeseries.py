@@ -60,7 +60,7 @@ class SampleConfig:
     num_samples: int = 100
     guidance: str = "quantile"  # quantile (TSDiff-Q), mse (TSDiff-MS), none
     scale: float | None = None  # None: the paper's per-dataset scale (else 2)
-    sampler: str = "ddpm"  # ddpm (100 steps) or ddim
+    sampler: str = "ddpm"  # ddpm (100 steps), ddim or dpmpp_2m (DPM-Solver++(2M); 10 steps)
     steps: int | None = None
     missing_scenario: str = "none"  # none, RM, BM-B, BM-E (half the context hidden)
     seed: int = 0

@@ -25,7 +25,7 @@ from common.seeds import resolve_device
 from common.training import DiffusionModule, TrainerConfig, make_trainer
 
 from .dataset import check_freq, entry_arrays, validate_entries
-from .guidance import PAPER_SCALES, guided_forecast, missing_mask
+from .guidance import PAPER_SCALES, SAMPLERS, guided_forecast, missing_mask
 from .module import compile_backbone, tsdiff_denoiser
 from .windows import default_lags, forecast_window, mean_scale, sample_training_windows
 
@@ -104,7 +104,8 @@ class TSDiffEstimator:
         dataset_name: picks the paper's guidance scale when ``scale`` is None.
         guidance: "quantile" (TSDiff-Q), "mse" (TSDiff-MS) or "none".
         scale: guidance scale (TSDiff's per-dataset value, else 2).
-        sampler: "ddpm" (100 steps) or "ddim"; ``sampling_steps`` overrides the step count.
+        sampler: "ddpm" (100 steps), "ddim" or "dpmpp_2m" (the core's DPM-Solver++(2M); 10
+            steps by default for both); ``sampling_steps`` overrides the step count.
         lr, batch_size, num_batches_per_epoch, gradient_clip_val: TSDiff's training settings.
         trainer: Lightning settings (``max_steps``, devices, ...).
         checkpoint_dir: where ``last.ckpt`` lives; training resumes from it.
@@ -125,6 +126,8 @@ class TSDiffEstimator:
         check_freq(freq)
         if prediction_length <= 0:
             raise ConfigError(f"prediction_length must be positive, got {prediction_length}")
+        if sampler not in SAMPLERS:
+            raise ConfigError(f"unknown forecast sampler {sampler!r}; valid: {SAMPLERS}")
         name = pd.tseries.frequencies.to_offset(freq).name.upper()
         context_length = context_length or DEFAULT_CONTEXT.get(name, 10 * prediction_length)
         lags = list(lags) if lags is not None else (default_lags(freq) if use_lags else [])

@@ -115,3 +115,11 @@ def _naive(inputs, season):
 
     return list(SeasonalNaivePredictor(prediction_length=24, season_length=season)
                 .predict(inputs))
+
+
+def test_unknown_sampler_is_rejected_at_construction() -> None:
+    from common.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown forecast sampler 'euler'.*dpmpp_2m"):
+        TSDiffEstimator("h", 24, sampler="euler")
+    assert TSDiffEstimator("h", 24, sampler="dpmpp_2m").config.sampler == "dpmpp_2m"
