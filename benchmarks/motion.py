@@ -53,6 +53,7 @@ def main() -> None:
     p.add_argument("--w-kl-label", type=float, default=d.w_kl_label)
     p.add_argument("--w-style-cls", type=float, default=d.w_style_cls)
     p.add_argument("--w-content-adv", type=float, default=d.w_content_adv)
+    p.add_argument("--w-feat-stats", type=float, default=d.w_feat_stats)
     p.add_argument("--same-clip-swap", action="store_true",
                    help="round-2 pairing: swap partner from the same clip")
     p.add_argument("--label-code", default=d.label_code, choices=["near", "bank", "encode"])
@@ -73,7 +74,7 @@ def main() -> None:
                          style=32, depth=1, batch_size=32, lr=args.lr, ae_steps=args.ae_steps,
                          stylizer_steps=args.stylizer_steps, seed=args.seed, w_kl=args.w_kl,
                          w_kl_label=args.w_kl_label, w_style_cls=args.w_style_cls,
-                         w_content_adv=args.w_content_adv,
+                         w_content_adv=args.w_content_adv, w_feat_stats=args.w_feat_stats,
                          cross_clip_swap=not args.same_clip_swap, label_code=args.label_code)
     trainer = TrainerConfig(ema_decay=None, enable_progress_bar=False, seed=args.seed,
                             gradient_clip_val=args.grad_clip)
@@ -92,11 +93,16 @@ def main() -> None:
     ours = [model.stylize(c, s, seed=args.seed) for c, s in zip(srcs, targets)]
     t_sty = time.perf_counter() - t_sty
     stats = StatisticsTransfer(model.info).fit(train)
+    stats_out = [stats.stylize(c, s) for c, s in zip(srcs, targets)]
     rows = {
         "ours (label style)": ev.stylized(ours, targets, srcs),
-        "statistics transfer": ev.stylized([stats.stylize(c, s) for c, s in zip(srcs, targets)],
-                                           targets, srcs),
+        "statistics transfer": ev.stylized(stats_out, targets, srcs),
         "unchanged content": ev.stylized(srcs, targets, srcs),
+        # the ceiling of any latent stylizer: what the autoencoder alone keeps
+        "autoencoder only, real held-out clips (own style)": ev.stylized(
+            [model.reconstruct(c) for c in test], [c.meta["style"] for c in test], test),
+        "autoencoder only, statistics-transfer outputs": ev.stylized(
+            [model.reconstruct(c) for c in stats_out], targets, srcs),
     }
     prior_rows = prior_samples(model, ev, test, args.n_prior, args.seed)
     label_div = float(sum(diversity(ev_embed(ev, ours[i:i + len(styles)]))
@@ -117,7 +123,7 @@ def main() -> None:
         f"clipping {args.grad_clip}, fit {t_fit:.0f} s; losses: swap partner from "
         f"{'the same clip' if args.same_clip_swap else 'another clip of the same label'}, "
         f"w_kl {cfg.w_kl:g}, w_kl_label {cfg.w_kl_label:g}, w_style_cls {cfg.w_style_cls:g}, "
-        f"w_content_adv {cfg.w_content_adv:g}; "
+        f"w_content_adv {cfg.w_content_adv:g}, w_feat_stats {cfg.w_feat_stats:g}; "
         f"label code: {cfg.label_code}), "
         f"classifiers {args.classifier_steps} steps. Train: {len(train)} clips of take 001; "
         f"held-out: {len(test)} clips of take 002 ({sorted({c.meta['content'] for c in test})}),"

@@ -133,13 +133,25 @@ class Stylizer:
                                 w_kl=cfg.w_kl, w_kl_pair=cfg.w_kl_pair,
                                 w_kl_label=cfg.w_kl_label, label_dropout=cfg.label_dropout,
                                 w_style_cls=cfg.w_style_cls, w_content_adv=cfg.w_content_adv,
-                                n_styles=len(self.styles))
+                                n_styles=len(self.styles), w_feat_stats=cfg.w_feat_stats,
+                                style_stats=self._label_feature_stats(normed, labels))
         self._run(stage2, loader, dataclasses.replace(tcfg, max_steps=cfg.stylizer_steps), ckpt,
                   "stylizer")
         for net in self.nets.values():
             net.eval().requires_grad_(False)
         self._style_statistics(normed, labels)
         return self
+
+    def _label_feature_stats(self, normed: list[np.ndarray], labels: list[int]) -> np.ndarray:
+        """Per-label channel (mean, std) over time of normalised features, averaged over the
+        label's clips [K, 2, D] (what statistics transfer copies)."""
+        out = np.zeros((len(self.styles), 2, normed[0].shape[1]), np.float32)
+        for k in range(len(self.styles)):
+            fs = [f for f, lab in zip(normed, labels) if lab == k]
+            if fs:
+                out[k, 0] = np.mean([f.mean(0) for f in fs], 0)
+                out[k, 1] = np.mean([f.std(0) for f in fs], 0)
+        return out
 
     def _run(self, module: Any, loader: Any, tcfg: TrainerConfig, ckpt: Path | None,
              stage: str) -> None:
@@ -309,14 +321,36 @@ class Stylizer:
         else:
             s = self.style_code(style, n_samples, seed)
         z = self.nets["generator"](c.expand(len(s), -1, -1), s)
+        label = style if isinstance(style, str) else "ref" if style is not None else "prior"
+        label = Path(label).name.split(".")[0] if isinstance(style, str) and "." in style else label
+        outs = self._decode(z, xp, t, clip, start, label=label,
+                            cleanup_feet=cleanup_feet)
+        return outs[0] if n_samples == 1 else outs
+
+    @torch.no_grad()
+    def reconstruct(self, content: Clip | str | Path) -> Clip:
+        """The clip passed through the motion autoencoder only (GenMoStyle Sec. 3.2): the upper
+        bound on what any latent stylization can keep of a motion's style and detail."""
+        self._require_fitted()
+        clip = self._as_clip(content)
+        self._check_clip(clip, "content")
+        feats, start = clip_to_features(clip, self.info)
+        x = torch.as_tensor(self._normalise(feats).T[None], dtype=torch.float32)
+        xp = self._pad(x)
+        out = self._decode(self.nets["ae"].encode(xp), xp, x.shape[-1], clip, start,
+                           label=str(clip.meta.get("style", "rec")))[0]
+        out.meta["style"] = clip.meta.get("style")
+        return out
+
+    def _decode(self, z: torch.Tensor, xp: torch.Tensor, t: int, clip: Clip, start: dict,
+                label: str, cleanup_feet: bool = False) -> list[Clip]:
+        """Latents [n, L, T/4] -> clips on ``clip``'s skeleton, starting where it starts."""
         y = self.nets["ae"].decode(z)
         # root speed follows the new style (global-motion predictor); the turning rate is the
         # content's, so the stylized clip follows the content's path
         y[:, 1:3] = self.nets["gmp"](y[:, 3:])[:, 1:3]
         y[:, 0] = xp[:, 0]
         y = y[..., :t].numpy().transpose(0, 2, 1) * self.std + self.mean
-        label = style if isinstance(style, str) else "ref" if style is not None else "prior"
-        label = Path(label).name.split(".")[0] if isinstance(style, str) and "." in style else label
         outs = []
         for k, f in enumerate(y):
             f[:, -4:] = (f[:, -4:] > 0.5).astype(np.float32)
@@ -327,7 +361,7 @@ class Stylizer:
                 out = remove_foot_skating(out, f[:, -4:], self.info)
             out.meta = {**clip.meta, "style": label, "content_clip": clip.name, "sample": k}
             outs.append(out)
-        return outs[0] if n_samples == 1 else outs
+        return outs
 
     # persistence -----------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:

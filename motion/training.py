@@ -15,7 +15,12 @@ otherwise ``M2``) and ``N`` (a window of a random other clip):
   optionally (``w_kl_label``), between ``q(s|M1)`` and ``q(s|S)``;
 * optionally (``w_style_cls``, supervised) an auxiliary latent style classifier (StarGAN's
   classification loss): trained on real latents, it must recognise M1's style in
-  ``G(c(N), s(M1))`` and N's in ``G(c(M1), s(N))``.
+  ``G(c(N), s(M1))`` and N's in ``G(c(M1), s(N))``;
+* optionally (``w_feat_stats``, supervised) a feature-statistics term on the same two outputs:
+  the decoded features' per-channel temporal mean and standard deviation must match the given
+  style's (averaged over that label's training clips), the statistics AdaIN transfers (Huang &
+  Belongie 2017, Eq. 8) and the Gram-free style loss of Li et al. 2017 ("Demystifying Neural
+  Style Transfer", Eq. 8, BN statistics).
 
 Each reconstruction is an L1 in latent space plus an L1 on the decoded features. The supervised
 variant feeds the style label to the style encoder (dropped with probability ``label_dropout``
@@ -119,7 +124,8 @@ class StylizerModule(pl.LightningModule):
                  w_rec: float = 1.0, w_swap: float = 1.0, w_cycle: float = 0.5,
                  w_kl: float = 1e-2, w_kl_pair: float = 1e-2, w_kl_label: float = 0.0,
                  w_feat: float = 1.0, label_dropout: float = 0.2, w_style_cls: float = 0.0,
-                 w_content_adv: float = 0.0, n_styles: int = 0) -> None:
+                 w_content_adv: float = 0.0, n_styles: int = 0, w_feat_stats: float = 0.0,
+                 style_stats: torch.Tensor | None = None) -> None:
         super().__init__()
         self.ae = ae.requires_grad_(False)
         self.content, self.style, self.generator = content, style, generator
@@ -132,9 +138,16 @@ class StylizerModule(pl.LightningModule):
             ch = generator.inp.in_channels
             self.content_critic = LatentStyleClassifier(ch, generator.inp.out_channels, n_styles)
         self.supervised, self.lr, self.label_dropout = supervised, lr, label_dropout
+        if w_feat_stats and supervised and style_stats is None:
+            raise ValueError("w_feat_stats needs style_stats [n_styles, 2, D]")
+        # per-label (mean, std) of the normalised features [K, 2, D]; not a trained parameter
+        use = style_stats is not None and bool(w_feat_stats) and supervised
+        self.register_buffer("style_stats", torch.as_tensor(style_stats, dtype=torch.float32)
+                             if use else None)
         self.w = dict(rec=w_rec, swap=w_swap, cycle=w_cycle, kl=w_kl, kl_pair=w_kl_pair,
                       kl_label=w_kl_label, feat=w_feat, style_cls=w_style_cls, critic=1.0,
-                      content_adv=w_content_adv, content_critic=1.0)
+                      content_adv=w_content_adv, content_critic=1.0,
+                      feat_stats=w_feat_stats)
 
     def _sample(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
         return mu + torch.randn_like(mu) * (0.5 * logvar).exp()
@@ -166,6 +179,14 @@ class StylizerModule(pl.LightningModule):
         logits = torch.func.functional_call(self.critic, frozen, (fake,))
         return {"critic": ce(self.critic(z1.detach()), lab1),
                 "style_cls": ce(logits, torch.cat([lab1, lab_n]))}
+
+    def _stats_term(self, z_hat: torch.Tensor, lab: torch.Tensor) -> torch.Tensor:
+        """L1 between the decoded output's channel mean/std over time and label ``lab``'s
+        (Li et al. 2017, Eq. 8; foot-contact channels excluded)."""
+        y = self.ae.decode(z_hat)[:, :-4]
+        target = self.style_stats[lab][..., :-4]                       # [B, 2, D-4]
+        mu, sd = y.mean(-1), (y.var(-1, unbiased=False) + 1e-6).sqrt()
+        return (mu - target[:, 0]).abs().mean() + (sd - target[:, 1]).abs().mean()
 
     def _content_terms(self, c: torch.Tensor, lab: torch.Tensor) -> dict[str, torch.Tensor]:
         """Style-adversarial content code: a critic learns the style from ``c`` (detached); the
@@ -201,6 +222,9 @@ class StylizerModule(pl.LightningModule):
             out["cycle"] = self._rec(cyc, z1, x1)
             if self.critic is not None:
                 out.update(self._style_terms(z1, batch["label"], m_to_n, lab_n_raw, n_to_m))
+            if self.style_stats is not None:
+                out["feat_stats"] = 0.5 * (self._stats_term(m_to_n, lab_n_raw)
+                                           + self._stats_term(n_to_m, batch["label"]))
         if self.content_critic is not None:
             out.update(self._content_terms(c1, batch["label"]))
         out["kl"] = kl_normal(mu1, lv1).mean()
@@ -214,7 +238,8 @@ class StylizerModule(pl.LightningModule):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         parts = self.losses(batch)
         loss = sum(self.w[k] * v for k, v in parts.items())
-        self.log_dict({k: v for k, v in parts.items() if k in ("rec", "swap", "kl", "style_cls")},
+        self.log_dict({k: v for k, v in parts.items() if k in ("rec", "swap", "kl", "style_cls",
+                                                                "feat_stats")},
                       prog_bar=True, batch_size=len(batch["x1"]))
         return loss
 

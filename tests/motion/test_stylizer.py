@@ -44,6 +44,27 @@ def test_stylize_shapes_and_style_matters(fitted, content):
     assert any(not np.allclose(a[0].rotations, o.rotations) for o in a[1:])
 
 
+def test_reconstruct_is_the_autoencoder_round_trip(fitted, content):
+    """``reconstruct`` = decode(encode(x)) on the content's skeleton (the stylizer's ceiling)."""
+    model, _ = fitted
+    rec = model.reconstruct(content)
+    assert rec.names == content.names and rec.n_frames == content.n_frames
+    assert rec.meta["style"] == content.meta.get("style")
+    from motion.features import clip_to_features, features_to_clip
+
+    f, start = clip_to_features(content, model.info)
+    x = torch.as_tensor(model._normalise(f).T[None], dtype=torch.float32)
+    with torch.no_grad():
+        y = model.nets["ae"].decode(model.nets["ae"].encode(model._pad(x)))[0, :, :len(f)]
+    y = y.numpy().T * model.std + model.mean
+    y[:, -4:] = y[:, -4:] > 0.5
+    direct = features_to_clip(y.astype(np.float32), content, start)
+    # the local pose is the decoder's (the root path follows the content's turning and the
+    # global-motion predictor's speed, as in stylize)
+    np.testing.assert_allclose(rec.rotations[:, 1:], direct.rotations[:, 1:], atol=1e-5)
+    assert np.abs(rec.rotations[:, 1:] - content.rotations[:, 1:]).max() > 1e-3
+
+
 def test_label_codes_are_training_codes(fitted):
     """Regression (issue 7): per-label Gaussian draws of the style code left the generator's
     training distribution (the code carries motion-specific information), which broke label

@@ -133,3 +133,58 @@ def test_fit_pairs_mirror_copies_as_one_content(monkeypatch):
     n = len(clips)
     assert seen["n"] == 2 * n and seen["groups"] == list(range(n)) * 2
     assert seen["pair_by_label"] is True and seen["labels"][:n] == seen["labels"][n:]
+
+
+class _IdentityAE(MotionAutoencoder):
+    """An autoencoder that is the identity, so a latent is read as features."""
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return z
+
+
+def _stats_module(dim: int = 10, w: float = 1.0, supervised: bool = True):
+    torch.manual_seed(0)
+    stats = torch.zeros(2, 2, dim)
+    stats[0, 1], stats[1, 0], stats[1, 1] = 1.0, 2.0, 3.0      # label 0: N(0, 1); 1: mean 2, sd 3
+    return StylizerModule(_IdentityAE(dim, 16, dim), ContentEncoder(dim, 16, 8, 1),
+                          StyleEncoder(dim, 16, 4, n_styles=2), Generator(8, dim, 16, 4, 1),
+                          supervised=supervised, label_dropout=0.0, w_feat_stats=w,
+                          n_styles=2, style_stats=stats)
+
+
+def test_feature_statistics_term_known_answer():
+    """L1 between the output's channel mean/std over time and the label's (contacts excluded)."""
+    module, dim = _stats_module(), 10
+    sign = torch.tensor([1.0, -1.0]).repeat(8)                       # mean 0, population std 1
+    y = sign.expand(2, dim, 16).clone()
+    lab = torch.tensor([0, 1])
+    # label 0 matches exactly; label 1 is off by 2 in the mean and 2 in the std on every channel
+    expected = (0.0 + 2.0) / 2 + (0.0 + 2.0) / 2
+    assert float(module._stats_term(y, lab)) == pytest.approx(expected, abs=1e-4)
+    y2 = y.clone()
+    y2[1] = 2.0 + 3.0 * y2[1]
+    assert float(module._stats_term(y2, lab)) == pytest.approx(0.0, abs=1e-4)
+    y2[:, -4:] = 100.0                                              # foot contacts are ignored
+    assert float(module._stats_term(y2, lab)) == pytest.approx(0.0, abs=1e-4)
+
+
+def test_feature_statistics_term_trains_the_generator_only():
+    module, dim = _stats_module(), 10
+    x = torch.randn(4, dim, 32)
+    batch = {"x1": x, "x2": x, "xs": torch.randn(4, dim, 32), "xn": torch.randn(4, dim, 32),
+             "label": torch.tensor([0, 1, 0, 1]), "label_n": torch.tensor([1, 0, 1, 0])}
+    parts = module.losses(batch)
+    assert parts["feat_stats"] > 0
+    parts["feat_stats"].backward()
+    assert module.generator.out.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in module.ae.parameters())
+    # off by default (the paper's objective), and needs the statistics when on
+    assert "feat_stats" not in _stats_module(w=0.0).losses(batch)
+    assert "feat_stats" not in _stats_module(supervised=False).losses(batch)
+    with pytest.raises(ValueError, match="style_stats"):
+        StylizerModule(MotionAutoencoder(dim, 16, dim), ContentEncoder(dim, 16, 8, 1),
+                       StyleEncoder(dim, 16, 4, n_styles=2), Generator(8, dim, 16, 4, 1),
+                       w_feat_stats=1.0, n_styles=2)
