@@ -47,23 +47,29 @@ def codec_rows(data: Path, res: int, top_k: int, limit: int | None = None
     from shapes.sdf import SDFConfig, mesh_to_sdf, sdf_to_mesh
     from shapes.wavelet import WaveletConfig, decode, encode
 
-    acc: dict[str, list] = {"full": [], "dense": [], f"top{top_k}": []}
+    acc: dict[str, list] = {"full": [], f"top{top_k}": [], "dense": [], "coarse": []}
     floor = []
     sdf_secs = []
     for rel in MESHES[:limit]:
         mesh = load_mesh(data / rel)
         t0 = time.perf_counter()
-        sdf, _ = mesh_to_sdf(mesh, SDFConfig(resolution=res))
+        sdf, info = mesh_to_sdf(mesh, SDFConfig(resolution=res))
         sdf_secs.append(time.perf_counter() - t0)
+        print(f"  {res}^3 SDF {rel}: {sdf_secs[-1]:.1f} s (Manifold repair: "
+              f"{info['made_watertight']})", flush=True)
         ref_mesh = sdf_to_mesh(sdf)
         ref = sample_surface(ref_mesh, 5000, 0)[0]
         floor.append(chamfer_distance(sample_surface(ref_mesh, 5000, 1)[0], ref))
-        for name, k in (("full", None), ("dense", 0), (f"top{top_k}", top_k)):
+        for name, k in (("full", None), (f"top{top_k}", top_k), ("dense", 0), ("coarse", 0)):
             tree = encode(sdf, WaveletConfig(top_k=k))
+            nbytes = tree.nbytes()
+            if name == "coarse":  # the coarse band alone (the seven coarsest details zero too)
+                tree.dense[1:] = 0
+                nbytes = tree.dense[0].size * 4
             rec = decode(tree)
             m = sdf_to_mesh(rec)
             cd = chamfer_distance(sample_surface(m, 5000, 1)[0], ref) if len(m.faces) else np.nan
-            acc[name].append((volumetric_iou(sdf < 0, rec < 0), cd, tree.nbytes()))
+            acc[name].append((volumetric_iou(sdf < 0, rec < 0), cd, nbytes))
     rows = []
     dense_bytes = 4 * res**3
     for name, vals in acc.items():
@@ -72,6 +78,9 @@ def codec_rows(data: Path, res: int, top_k: int, limit: int | None = None
                     f"{dense_bytes / nb:.1f}x | {len(vals)} |")
     rows.append(f"| {res}^3 | (Chamfer floor: same mesh, two 5000-point samples) | | "
                 f"{np.mean(floor):.5f} | | | |")
+    if res == 256:
+        rows.append("| 256^3 | WaLa (paper, GSO): full tree / 12^3 x 4 latent | 0.9956 / 0.978 "
+                    "| | - / 27 KiB (float32) | - / ~2427x | |")
     return rows, float(np.mean(sdf_secs))
 
 
@@ -120,8 +129,8 @@ def method_rows(methods: dict[str, list]) -> list[str]:
             for name, vals in methods.items()]
 
 
-def reconstruction_rows(data: Path, n_points: int, res: int, model_path: str | None
-                        ) -> tuple[list[str], float]:
+def reconstruction_rows(data: Path, n_points: int, res: int, model_path: str | None,
+                        refine: list[tuple[int, float]]) -> tuple[list[str], float]:
     from shapes.mesh_io import load_mesh, normalize_to_unit_cube
     from shapes.metrics import sample_surface
     from shapes.sdf import SDFConfig, mesh_to_sdf
@@ -141,8 +150,11 @@ def reconstruction_rows(data: Path, n_points: int, res: int, model_path: str | N
         ref = sample_surface(mesh, 5000, 1)[0]
         cands = poisson_baselines(pts, nrm)
         if model is not None and model.config.condition == "points":
-            z = model.sample_latents(1, pts, 0, progress=False)
-            cands["ours (WaLa, point cond.)"] = model.decode(z)
+            for steps, prior in refine:
+                model.config.refine_steps, model.config.refine_prior = steps, prior
+                z = model.sample_latents(1, pts, 0, progress=False)
+                cands[f"ours (WaLa, point cond., {steps} refinement steps, prior "
+                      f"{prior:g})"] = model.decode(z)
         score_candidates(cands, gt_sdf, ref, res, methods)
     return method_rows(methods), float(np.mean(secs))
 
@@ -245,14 +257,21 @@ def main() -> None:
     p.add_argument("--codec-only-res", type=int, nargs="*", default=[],
                    help="grids for the codec rows and SDF timing only (e.g. 256)")
     p.add_argument("--codec-limit", type=int, default=2, help="meshes for --codec-only-res")
-    p.add_argument("--timing-res", type=int, nargs="*", default=[],
-                   help="more grids for the generation timing only")
+    p.add_argument("--timing-res", type=int, nargs="*", default=None,
+                   help="grids for the generation timing (default: --res)")
     p.add_argument("--skip-codec", action="store_true", help="no codec rows for --res")
     p.add_argument("--top-k", type=int, default=20000)
     p.add_argument("--points", type=int, default=2048)
     p.add_argument("--model", default=None, help="a point-conditioned ShapeModel checkpoint")
     p.add_argument("--run", default=None, help="a `genpipes shapes run` directory: its model "
                    "on its held-out synthetic shapes, and its autoencoder on the real meshes")
+    p.add_argument("--ae-model", nargs="*", default=[],
+                   help="more ShapeModel checkpoints for the real-mesh autoencoder rows")
+    p.add_argument("--refine", nargs="*", default=["60:0.01"],
+                   help="STEPS:PRIOR test-time refinement settings for the real point clouds")
+    p.add_argument("--skip-recon", action="store_true", help="no real point cloud -> mesh rows")
+    p.add_argument("--skip-synthetic", action="store_true",
+                   help="with --run: no held-out synthetic point cloud -> mesh rows")
     p.add_argument("--out", default=str(here / "results" / "shapes.md"))
     args = p.parse_args()
     data = Path(args.data)
@@ -290,9 +309,11 @@ def main() -> None:
         import open3d  # noqa: F401
     except ImportError:
         lines.append("| Poisson | Open3D not installed: `pip install open3d` | | |")
-    rows, secs = reconstruction_rows(data, args.points, args.res[0], args.model)
-    lines += rows
-    sdf_secs.setdefault(args.res[0], secs)
+    refine = [(int(a), float(b)) for a, b in (v.split(":") for v in args.refine)]
+    if not args.skip_recon:
+        rows, secs = reconstruction_rows(data, args.points, args.res[0], args.model, refine)
+        lines += rows
+        sdf_secs.setdefault(args.res[0], secs)
     if not args.model:
         lines += ["", "Our point-conditioned model needs a checkpoint trained on a real corpus "
                   "(`--model`); none was trained here (CPU budget), so only the baselines ran."]
@@ -303,19 +324,25 @@ def main() -> None:
                   f"held-out synthetic shapes, {args.points} surface points each, against "
                   "Poisson on the same points; IoU on the model's grid.", "",
                   "| method | IoU | Chamfer-L1 | shapes |", "|---|---|---|---|"]
-        lines += synthetic_rows(run, args.points)
+        if not args.skip_synthetic:
+            lines += synthetic_rows(run, args.points)
         lines += generation_rows(run)
+    ae_models = ([str(Path(args.run) / "checkpoints" / "model.pt")] if args.run else []) + \
+        args.ae_model
+    if ae_models:
         lines += ["", "## 1b. Real meshes through the trained autoencoder (out of domain)", "",
                   "| model grid | path | IoU | Chamfer-L1 |", "|---|---|---|---|"]
-        lines += autoencoder_rows(data, str(run / "checkpoints" / "model.pt"))
+        for path in ae_models:
+            lines += autoencoder_rows(data, path)
     lines += ["", "## 3. Timings on this CPU", "", "| grid | wavelet levels, latent | SDF "
               "preprocessing s/mesh | generation s/mesh (8 Heun steps, batch 2) |",
               "|---|---|---|---|"]
-    for res in sorted(set(args.res) | set(args.codec_only_res) | set(args.timing_res)):
+    timed = set(args.res if args.timing_res is None else args.timing_res)
+    for res in sorted(set(args.res) | set(args.codec_only_res) | timed):
         levels, latent = GEOMETRY.get(res, (3, 12))
         sdf = f"{sdf_secs[res]:.2f}" if res in sdf_secs else "not run"
-        lines.append(f"| {res}^3 | {levels}, {latent}^3 x 4 | {sdf} | "
-                     f"{generation_seconds(res):.2f} |")
+        gen = f"{generation_seconds(res):.2f}" if res in timed else "not run"
+        lines.append(f"| {res}^3 | {levels}, {latent}^3 x 4 | {sdf} | {gen} |")
     lines += ["", "WaLa reports 2.5-4 s per shape on an A100 at 256^3 (with its billion-parameter "
               "model). Our generation timing uses the default (small) network with untrained "
               "weights; it measures the pipeline's cost, not quality.", "",

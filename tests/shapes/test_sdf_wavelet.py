@@ -110,3 +110,13 @@ def test_narrow_band_sdf_equals_the_dense_truncated_grid(shared_data):
     q = np.abs(grid_points(r)) - half
     exact = np.linalg.norm(np.maximum(q, 0), axis=1) + np.minimum(q.max(1), 0)
     np.testing.assert_allclose(sdf.ravel(), np.clip(exact, -0.05, 0.05), atol=1e-4)
+
+
+def test_marching_cubes_with_decimation_keeps_the_shape():
+    sphere = trimesh.creation.icosphere(4, radius=0.35)
+    sdf, _ = mesh_to_sdf(sphere, SDFConfig(resolution=40, truncation=0.1), normalized=True)
+    full, small = sdf_to_mesh(sdf), sdf_to_mesh(sdf, decimate_to=500)
+    assert len(full.faces) > 2000 and 0 < len(small.faces) <= 500 and small.is_watertight
+    off = np.abs(np.linalg.norm(small.vertices, axis=1) - 0.35)  # vertices stay on the sphere
+    assert off.max() < 0.25 / 39  # a quarter of a grid cell
+    assert abs(small.volume - full.volume) < 0.05 * full.volume
