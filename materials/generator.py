@@ -68,6 +68,13 @@ class GeneratorConfig:
     p_uncond: float = 0.2  # classifier-free guidance: drop the condition this often
     lattice_share: float = 0.2  # loss share of the six lattice numbers
     occupied_share: float = 0.4  # loss share of occupied slots (the rest goes to empty slots)
+    # loss weights of the rows trained WITHOUT the composition (the unconditional model):
+    # "uniform" weights every grid entry alike, so the optimum is the posterior mean E[x0 | x_t];
+    # "shares" (rounds 1-3) gives them the occupied/empty shares too, but those weights depend on
+    # the unseen x0, so the optimum becomes the tilted mean E[w x0 | x_t] / E[w | x_t]: with ~5
+    # of 486 slots occupied an occupied entry weighs ~100x an empty one and every slot's odds of
+    # being occupied are inflated ~100x (over-predicted anions, diffuse cation cells on Perov-5)
+    uncond_loss: str = "uniform"
     sampler: str = "heun"
     steps: int = 40
     sigma_min: float = 0.002
@@ -109,20 +116,35 @@ class _Collate:
         keep = (self.rng.random(b) >= self.cfg.p_uncond).astype(np.float64)
         cond = np.concatenate([occ * keep[:, None, None, None, None],
                                np.broadcast_to(keep[:, None, None, None, None], occ.shape)], 1)
-        mask = _loss_weights(occ[:, 0], self.enc.grid_shape, self.cfg)
+        mask = _loss_weights(occ[:, 0], self.enc.grid_shape, self.cfg, keep)
         return {"x": torch.as_tensor(x, dtype=torch.float32),
                 "cond": torch.as_tensor(cond, dtype=torch.float32),
                 "mask": torch.as_tensor(mask, dtype=torch.float32)}
 
 
-def _loss_weights(occ: np.ndarray, grid_shape: tuple[int, ...], cfg: GeneratorConfig) -> np.ndarray:
-    """Per-entry weights giving occupied slots, empty slots and lattice their configured shares."""
+def _loss_weights(occ: np.ndarray, grid_shape: tuple[int, ...], cfg: GeneratorConfig,
+                  keep: np.ndarray | None = None) -> np.ndarray:
+    """Per-entry loss weights (EDM Eq. 8's per-entry mean, reweighted; normalised to mean 1).
+
+    Rows whose composition is given (``keep`` = 1) give occupied slots, empty slots and lattice
+    their configured shares: the weights are then a function of the condition, so the optimal
+    denoiser is still the conditional posterior mean. Rows trained unconditionally (``keep`` = 0)
+    get weights that do not depend on x0 (``cfg.uncond_loss="uniform"``: lattice share, the rest
+    spread evenly), because a weighted MSE with weights w(x0) is minimised by the tilted mean
+    E[w x0 | x_t] / E[w | x_t], not by E[x0 | x_t].
+    """
     b = occ.shape[0]
+    keep = np.ones(b) if keep is None else np.asarray(keep, dtype=np.float64)
     per = np.broadcast_to(occ[:, None], (b, *grid_shape)).reshape(b, -1)
     n_occ = per.sum(1, keepdims=True).clip(1)
     n_emp = (1 - per).sum(1, keepdims=True).clip(1)
     empty_share = 1 - cfg.lattice_share - cfg.occupied_share
     w = per * cfg.occupied_share / n_occ + (1 - per) * empty_share / n_emp
+    if cfg.uncond_loss == "uniform":
+        flat = np.full_like(w, (1 - cfg.lattice_share) / w.shape[1])
+        w = np.where(keep[:, None] > 0.5, w, flat)
+    elif cfg.uncond_loss != "shares":
+        raise ConfigError(f"uncond_loss={cfg.uncond_loss!r}; expected 'uniform' or 'shares'")
     lat = np.full((b, 6), cfg.lattice_share / 6)
     return np.concatenate([w, lat], 1) * w.shape[1]
 
