@@ -85,6 +85,7 @@ class GeneratorConfig:
     # known (CSP, two-stage stage 2): scale (0 = off) and radius r0 in Angstrom
     repulsion: float = 10.0
     repulsion_radius: float = 1.0
+    repulsion_sigma_max: float | None = None  # guide only at sigma <= this (None: every step)
 
 
 class _TensorSet(Dataset):
@@ -281,7 +282,7 @@ class CrystalGenerator:
             from .guidance import repulsion_guided
 
             denoise = repulsion_guided(denoise, self.encoder, cfg.repulsion,
-                                       cfg.repulsion_radius)
+                                       cfg.repulsion_radius, cfg.repulsion_sigma_max)
         self.model.eval()
         out = []
         bar = tqdm(total=n, desc="sampling crystals", disable=not progress)

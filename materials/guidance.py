@@ -81,12 +81,13 @@ class PairRepulsion:
         return 0.5 * (pair * torch.relu(self.radius - dist) ** 2).sum((1, 2))
 
 
-def repulsion_guided(denoise: Any, encoder: UniMatEncoder, scale: float, radius: float = 1.0
-                     ) -> Any:
+def repulsion_guided(denoise: Any, encoder: UniMatEncoder, scale: float, radius: float = 1.0,
+                     sigma_max: float | None = None) -> Any:
     """A denoiser guided by :class:`PairRepulsion` on the occupancy of its CSP condition.
 
     ``cond`` is the generator's [B, 2, 9, 18, L] condition (occupancy, flag); samples without a
-    condition are passed through unguided.
+    condition are passed through unguided. With ``sigma_max`` the guidance (one extra backward
+    pass) runs only at noise levels sigma <= sigma_max, the low-noise end of the schedule.
     """
     energy = PairRepulsion(encoder, radius)
     guided = reconstruction_guidance(denoise, energy, scale)
@@ -94,6 +95,15 @@ def repulsion_guided(denoise: Any, encoder: UniMatEncoder, scale: float, radius:
     def run(x: torch.Tensor, sigma: torch.Tensor, cond: Any = None) -> torch.Tensor:
         if cond is None or scale == 0:
             return denoise(x, sigma, cond)
+        if sigma_max is not None:
+            low = torch.as_tensor(sigma).reshape(-1) <= sigma_max
+            if not bool(low.any()):
+                return denoise(x, sigma, cond)
+            if not bool(low.all()):  # mixed noise levels in one batch: guide per sample
+                energy.masks = cond[:, 0]
+                out = torch.where(low.reshape(-1, *[1] * (x.ndim - 1)),
+                                  guided(x, sigma, cond), denoise(x, sigma, cond))
+                return out
         energy.masks = cond[:, 0]
         return guided(x, sigma, cond)
 
