@@ -199,3 +199,24 @@ def test_proxy_calibration_compares_best_polymorph_per_formula():
     assert cal["mae"] == pytest.approx(0.035) and cal["bias"] == pytest.approx(0.015)
     assert cal["agreement_threshold"] == 1.0 and cal["agreement_sign"] == 0.5
     assert math.isnan(proxy_calibration([], [], _hull())["mae"])
+
+
+def test_cli_builds_a_set_and_names_a_missing_hull(tmp_path, monkeypatch, capsys):
+    from pipelines.cli import main
+
+    table = pd.DataFrame({"species_at_sites": [["Na", "Cl"]], "formation_energy_per_atom": [-2.0],
+                          "e_above_hull": [0.0]})
+    pytest.importorskip("pyarrow")
+    table.to_parquet(tmp_path / "hull.parquet")
+    monkeypatch.setattr(S, "relax_many", _FakeRelax())
+    monkeypatch.setattr(S, "ElementalReferences", lambda **kw: _Refs())
+    out = tmp_path / "set"
+    argv = ["materials", "build-stable-set", "--out", str(out), "--hull",
+            str(tmp_path / "hull.parquet"), "--n", "3", "--min-probability", "0.05"]
+    assert main(argv) == 0
+    assert "kept" in capsys.readouterr().out
+    assert len(S.read_candidates(out / "candidates.csv")) == 3
+    assert (out / "stable_set.csv").is_file() and (out / "summary.json").is_file()
+    missing = tmp_path / "nowhere"
+    assert main(argv[:2] + ["--out", str(tmp_path / "b"), "--hull", str(missing)]) != 0
+    assert "hull table not found" in capsys.readouterr().err
