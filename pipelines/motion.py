@@ -222,6 +222,10 @@ def evaluate(cfg: MotionConfig, run: RunDir) -> None:
     ev = MotionEvaluator(model.info, cfg.eval.classifier_window, cfg.eval.classifier_steps,
                          seed=cfg.trainer.seed).fit(train_clips)
     run.write_metrics(ev.accuracy(test), section="real_test")
+    # what the motion autoencoder alone keeps: the ceiling of any latent stylization
+    run.write_metrics(ev.stylized([model.reconstruct(c) for c in test],
+                                  [str(c.meta["style"]) for c in test], test),
+                      section="autoencoder_only")
     index = list(csv.DictReader(io.StringIO((run.samples / "index.csv").read_text())))
     by_file = {c.meta["file"]: c for c in test}
     labelled = [r for r in index if r["kind"] == "label"]

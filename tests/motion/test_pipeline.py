@@ -28,7 +28,8 @@ def run_dir(tmp_path_factory):
 
 def test_run_writes_outputs(run_dir):
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    for section in ("real_test", "ours", "baseline_stats_transfer", "baseline_identity"):
+    for section in ("real_test", "autoencoder_only", "ours", "baseline_stats_transfer",
+                    "baseline_identity"):
         assert {"style_acc", "content_acc"} <= set(metrics[section])
     assert {"style_fid", "geodesic", "foot_skating"} <= set(metrics["ours"])
     assert {"diversity", "geodesic", "foot_skating"} <= set(metrics["ours_prior"])
