@@ -48,8 +48,22 @@ def data_root() -> Path:
     return (Path(env) if env else ROOT.parent / "shared" / "data") / "shapes"
 
 
-def run_mesh(rel: str, resolution: int, iters: int, n_views: int, image_size: int
-             ) -> list[tuple]:
+def parse_overrides(items: list[str]) -> dict:
+    """``["key=value", ...]`` -> ReconstructConfig overrides (values parsed as YAML scalars)."""
+    import yaml
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in ReconstructConfig.__dataclass_fields__:
+            raise SystemExit(f"--set {item!r}: expected KEY=VALUE with KEY a ReconstructConfig "
+                             "field")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def run_mesh(rel: str, resolution: int, iters: int, n_views: int, image_size: int,
+             overrides: dict | None = None) -> list[tuple]:
     """All four methods on one mesh (same views): rows ``(rel, kind, method, metrics, s)``."""
     torch.set_num_threads(1)
     path = data_root() / rel
@@ -69,8 +83,10 @@ def run_mesh(rel: str, resolution: int, iters: int, n_views: int, image_size: in
             iso = cell * (0.5 if "0.5" in method else 1.0)
             mesh = udf_baseline(views, cams, resolution, 0.6, iso=iso)
         else:
-            cfg = ReconstructConfig(mode="gshell" if method == "G-Shell" else "watertight",
-                                    resolution=resolution, iterations=iters, progress=False)
+            cfg = ReconstructConfig(**{
+                **ReconstructConfig().__dict__, **(overrides or {}),
+                "mode": "gshell" if method == "G-Shell" else "watertight",
+                "resolution": resolution, "iterations": iters, "progress": False})
             mesh = reconstruct(views, cams, cfg, renderer)
         sec = time.perf_counter() - t0
         m = compare_meshes(mesh, target, n_points=10000)
@@ -84,7 +100,7 @@ def run_mesh(rel: str, resolution: int, iters: int, n_views: int, image_size: in
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="one open + one closed mesh, 60 steps")
-    ap.add_argument("--resolution", type=int, default=24)
+    ap.add_argument("--resolution", type=int, default=32)
     ap.add_argument("--iterations", type=int, default=150)
     ap.add_argument("--n-views", type=int, default=12)
     ap.add_argument("--image-size", type=int, default=80)
@@ -92,6 +108,9 @@ def main() -> None:
                     "(one CPU thread each)")
     ap.add_argument("--only", nargs="*", default=None, metavar="NAME",
                     help="meshes whose path contains one of these names (default: all)")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="ReconstructConfig overrides for both optimised methods, e.g. "
+                    "coarse_resolution=24")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "gshell.md"))
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -100,7 +119,8 @@ def main() -> None:
         meshes = [m for m in meshes if any(k in m for k in args.only)]
     iters = 60 if args.quick else args.iterations
     renderer = get_renderer("auto")
-    job = (args.resolution, iters, args.n_views, args.image_size)
+    overrides = parse_overrides(args.set)
+    job = (args.resolution, iters, args.n_views, args.image_size, overrides)
     if args.jobs > 1:
         with ProcessPoolExecutor(args.jobs) as pool:
             rows = [r for rs in pool.map(run_mesh, meshes, *[[a] * len(meshes) for a in job])
@@ -109,7 +129,8 @@ def main() -> None:
         rows = [r for rel in meshes for r in run_mesh(rel, *job)]
     budget = (f"tet grid {args.resolution}^3 cubes, {iters} Adam steps x 4 views/step, "
               f"{args.n_views} views of {args.image_size}x{args.image_size} px (mask + depth + "
-              f"normals, each framed on the mesh's bounding box), renderer `{renderer.name}`, "
+              f"normals, each framed on the mesh's bounding box), renderer `{renderer.name}`"
+              + (f", overrides {overrides}" if overrides else "") + ", "
               f"1 CPU thread per reconstruction, {args.jobs} in parallel "
               f"({platform.processor() or platform.machine()}), shared 2-core machine")
     lines = [

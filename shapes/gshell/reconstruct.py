@@ -22,7 +22,9 @@ crosses: cuts straighten, and vertices no view labels take their neighbours' sig
 extraction, openings and kept pieces smaller than ``min_opening`` template vertices are closed
 or dropped (:func:`~shapes.gshell.extract.close_small_openings`). (The paper's code was not
 available to us; this is our reading of its mSDF regularisers.) The SDF starts from the visual
-hull of the masks (space carving), so a CPU budget of a few hundred steps suffices.
+hull of the masks (space carving), so a CPU budget of a few hundred steps suffices. Optionally
+the run starts on a coarser grid (``coarse_resolution``) and the SDF, mSDF and deformation are
+resampled trilinearly onto the final grid after ``coarse_fraction`` of the iterations.
 """
 
 from __future__ import annotations
@@ -196,14 +198,24 @@ def optimise(views: Views, cameras: list[Camera], cfg: ReconstructConfig | None 
     bar = tqdm(range(cfg.iterations), desc=f"G-Shell ({cfg.mode})", disable=not cfg.progress)
     for it in bar:
         if it == switch and grid.resolution != cfg.resolution:  # coarse-to-fine: resample
+            n0, n1 = grid.resolution, cfg.resolution
+            states = [opt.state.get(q, {}) if q is not None else {}
+                      for q in (sdf, msdf, deform_raw, color)]
             with torch.no_grad():
                 deform = 0.45 * grid.cell_size * torch.tanh(deform_raw)
-                n0 = grid.resolution
-                sdf, msdf, deform, color = (
-                    None if t is None else resample_lattice(t, n0, cfg.resolution)
-                    for t in (sdf, msdf, deform, color))
-            grid = build_tet_grid(cfg.resolution, cfg.bound).to(device)
+                sdf = resample_lattice(sdf, n0, n1, keep_negative=True)
+                msdf, deform, color = (None if t is None else resample_lattice(t, n0, n1)
+                                       for t in (msdf, deform, color))
+            grid = build_tet_grid(n1, cfg.bound).to(device)
             (sdf, msdf, deform_raw, color), opt, base_lr = leaves(grid, sdf, msdf, deform, color)
+            # carry Adam's moments over, resampled like the fields: a fresh Adam moves every
+            # value by about lr in its first steps, which erases parts thinner than that
+            for st, q in zip(states, (sdf, msdf, deform_raw, color)):
+                if q is not None and st:
+                    opt.state[q] = {k: v.clone() if k == "step" else
+                                    resample_lattice(v, n0, n1).clamp_min(0)
+                                    if k == "exp_avg_sq" else resample_lattice(v, n0, n1)
+                                    for k, v in st.items()}
         margin = cfg.carve_margin * grid.cell_size
         for group, lr in zip(opt.param_groups, base_lr):
             group["lr"] = lr * lr_factor(it)

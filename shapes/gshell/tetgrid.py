@@ -105,16 +105,21 @@ def build_tet_grid(resolution: int, bound: float = 1.0, dtype: torch.dtype = tor
                    unique_edges(tets).to(device), resolution, float(bound))
 
 
-def resample_lattice(values: torch.Tensor, resolution: int, new_resolution: int) -> torch.Tensor:
+def resample_lattice(values: torch.Tensor, resolution: int, new_resolution: int,
+                     keep_negative: bool = False) -> torch.Tensor:
     """Trilinear resampling of per-vertex values between tet grids of the same bound.
 
     The grid vertices are a regular ``(resolution + 1)^3`` lattice whose corners coincide at
     every resolution, so this is ``F.interpolate(..., mode="trilinear", align_corners=True)``
-    (coarse-to-fine SDF, as DMTet's subdivision/resampling between grid levels).
+    (coarse-to-fine SDF, as DMTet's subdivision/resampling between grid levels). A part thinner
+    than a cell (one negative SDF vertex across) can fall between the new lattice points and
+    vanish; ``keep_negative`` keeps it: when no new vertex whose nearest old vertex is a
+    negative one comes out negative, those new vertices take the old (negative) value.
 
     Args:
         values: ``[V]`` or ``[V, C]`` values on the ``resolution`` grid.
         resolution, new_resolution: cubes per axis of the source and target grids.
+        keep_negative: keep every negative old vertex represented (scalar fields, e.g. SDF).
 
     Returns:
         ``[V']`` or ``[V', C]`` values on the ``new_resolution`` grid.
@@ -126,5 +131,14 @@ def resample_lattice(values: torch.Tensor, resolution: int, new_resolution: int)
         raise ConfigError(f"{values.shape[0]} values for a {resolution}^3 grid; expected {n**3}")
     x = values.reshape(n, n, n, -1).permute(3, 0, 1, 2)[None]
     y = F.interpolate(x, size=(m, m, m), mode="trilinear", align_corners=True)[0]
-    y = y.permute(1, 2, 3, 0).reshape(m**3, -1)
-    return y.reshape(m**3, *values.shape[1:])
+    y = y.permute(1, 2, 3, 0).reshape(m**3, *values.shape[1:])
+    if keep_negative and values.dim() == 1:
+        near = torch.round(torch.arange(m, device=values.device) * (resolution / new_resolution))
+        near = near.long()
+        ci, cj, ck = torch.meshgrid(near, near, near, indexing="ij")
+        cid = ((ci * n + cj) * n + ck).reshape(-1)  # nearest old vertex of every new vertex
+        has_neg = torch.zeros(n**3, dtype=torch.bool, device=values.device)
+        has_neg[cid[y < 0]] = True
+        fix = (values[cid] < 0) & ~has_neg[cid]
+        y = torch.where(fix, torch.minimum(y, values[cid]), y)
+    return y

@@ -163,3 +163,24 @@ def test_resample_lattice_is_exact_for_linear_fields():
     torch.testing.assert_close(vec, b.vertices)
     with pytest.raises(ConfigError):
         resample_lattice(field(a.vertices)[:-1], 6, 9)
+
+
+def test_resample_lattice_keeps_a_thin_part():
+    """A one-vertex-thick negative sheet between the new lattice planes survives resampling."""
+    from shapes.gshell.tetgrid import resample_lattice
+
+    a = build_tet_grid(6, 0.6, dtype=torch.float64)
+    x = a.vertices[:, 0]
+    sdf = torch.where((x - 0.2).abs() < 1e-9, -0.02, 0.2).to(torch.float64)  # plane x = 0.2
+    plain = resample_lattice(sdf, 6, 8)  # new planes at x = 0.15, 0.3: the sheet falls between
+    kept = resample_lattice(sdf, 6, 8, keep_negative=True)
+    assert not bool((plain < 0).any())
+    b = build_tet_grid(8, 0.6, dtype=torch.float64)
+    neg = kept < 0
+    assert bool(neg.any())
+    # exactly the new vertices whose nearest old vertex is on the sheet (planes x = 0.15 and
+    # x = 0.3; 0.3 is a tie), so the sheet stays connected
+    assert torch.equal(neg, (b.vertices[:, 0] - 0.2).abs() <= 0.1 + 1e-9)
+    assert int(neg.sum()) == 2 * 9**2
+    m = extract_gshell(b, kept).to_trimesh()
+    assert len(m.faces) > 0
