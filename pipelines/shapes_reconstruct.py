@@ -31,6 +31,9 @@ def _add_arguments(p: Any) -> None:
     p.add_argument("--image-size", type=int, default=96, help="view size in pixels (--mesh)")
     p.add_argument("--resolution", type=int, default=32, help="tet grid cubes per axis")
     p.add_argument("--iterations", type=int, default=300)
+    p.add_argument("--coarse-resolution", type=int, default=0, metavar="N",
+                   help="coarse-to-fine: start on an N^3 grid and resample onto --resolution "
+                   "halfway (0: off)")
     p.add_argument("--views-per-step", type=int, default=4)
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--min-opening", type=int, default=16, metavar="N",
@@ -69,7 +72,8 @@ def _handler(args: Any) -> int:
         views, cams = load_views(args.views)
     cfg = ReconstructConfig(mode=args.mode, resolution=args.resolution,
                             iterations=args.iterations, views_per_step=args.views_per_step,
-                            lr=args.lr, min_opening=args.min_opening, seed=args.seed)
+                            lr=args.lr, min_opening=args.min_opening, seed=args.seed,
+                            coarse_resolution=args.coarse_resolution)
     t0 = time.perf_counter()
     mesh = reconstruct(views, cams, cfg, renderer)
     seconds = time.perf_counter() - t0
@@ -78,6 +82,7 @@ def _handler(args: Any) -> int:
     metrics: dict[str, Any] = {"mode": args.mode, "renderer": renderer.name,
                                "seconds": round(seconds, 2), "n_views": len(views),
                                "resolution": args.resolution, "iterations": args.iterations,
+                               "coarse_resolution": args.coarse_resolution,
                                "faces": int(len(mesh.faces))}
     meshes, titles = [mesh], [f"G-Shell ({args.mode})"]
     if target is not None:

@@ -40,9 +40,11 @@ def test_reconstruct_mesh_then_views(tmp_path, shared_data):
         _run("--mesh", str(mesh), "--out", str(out), *TINY)
     # the rendered views are a valid --views input
     out2 = tmp_path / "b"
-    assert _run("--views", str(out / "views"), "--out", str(out2), "--formats", "ply", *TINY) == 0
+    assert _run("--views", str(out / "views"), "--out", str(out2), "--formats", "ply",
+                "--coarse-resolution", "8", *TINY) == 0
     assert (out2 / "reconstruction.ply").is_file()
-    assert "chamfer" not in json.loads((out2 / "metrics.json").read_text())
+    m2 = json.loads((out2 / "metrics.json").read_text())
+    assert "chamfer" not in m2 and m2["coarse_resolution"] == 8
 
 
 def test_reconstruct_bad_inputs(tmp_path):
