@@ -93,6 +93,9 @@ def evaluate_all(args: argparse.Namespace) -> None:
     ds = load_dataset("m4_hourly", args.root)
     P, freq = ds.prediction_length, ds.freq
     train, test, _ = subset(ds, None, None, args.stride)
+    pre = ""
+    if args.split == "val":  # validation window: the last P steps of each training series
+        test, pre = train, "val-"
     inputs = truncate(test, P)
     full_inputs = truncate(ds.test, P)
     n = len(test)
@@ -106,12 +109,12 @@ def evaluate_all(args: argparse.Namespace) -> None:
         "crps": crps_of(seasonal_naive(full_inputs, P, freq), ds.test)})
     flush()
 
-    def tsdiff(rel: str, sampler: str, k: int) -> dict:
+    def tsdiff(rel: str, sampler: str, k: int, scale: float | None) -> dict:
         pred = TSDiffPredictor.deserialize(Path(args.work) / rel)
         pred.batch_size = 8
         t0 = time.process_time()
         fc = list(pred.predict(inputs, num_samples=args.num_samples, sampler=sampler, steps=k,
-                               progress=False))
+                               scale=scale, progress=False))
         meta = json.loads((Path(args.work) / rel / "budget.json").read_text())
         return {"crps": crps_of(fc, test), "s_series": (time.process_time() - t0) / n,
                 "s_step": meta["cpu_s_per_step"], "steps": meta["steps"]}
@@ -128,9 +131,11 @@ def evaluate_all(args: argparse.Namespace) -> None:
         if kind == "deepar":  # deepar:<seed>:<steps>
             cache.get(f"deepar/{rest[0]}/{rest[1]}/{n}",
                       partial(deepar_job, int(rest[0]), int(rest[1])))
-        else:  # <seed<s>/step<b>>:<sampler>:<k>
-            cache.get(f"tsdiff/{kind}/{rest[0]}/{rest[1]}/{n}",
-                      partial(tsdiff, kind, rest[0], int(rest[1])))
+        else:  # <seed<s>/step<b>>:<sampler>:<k>[:<guidance scale, default the paper's 2>]
+            scale = float(rest[2]) if len(rest) > 2 else None
+            tag = "" if scale is None else f"/s{scale:g}"
+            cache.get(f"{pre}tsdiff/{kind}/{rest[0]}/{rest[1]}{tag}/{n}",
+                      partial(tsdiff, kind, rest[0], int(rest[1]), scale))
         flush()
 
 
@@ -142,11 +147,14 @@ def main() -> None:
     t.add_argument("--budgets", default="500,1000,2000,3000")
     e = sub.add_parser("eval", help="CRPS of saved predictors and of the baselines")
     e.add_argument("--jobs", default="seed0/step500:ddim:10,deepar:0:500",
-                   help="comma-separated jobs in order: seed<s>/step<b>:<sampler>:<steps> "
-                        "(sampler ddim, ddpm, dpmpp_2m) or deepar:<seed>:<steps>")
+                   help="comma-separated jobs in order: seed<s>/step<b>:<sampler>:<steps>"
+                        "[:<scale>] (sampler ddim, ddpm, dpmpp_2m) or deepar:<seed>:<steps>")
     e.add_argument("--stride", type=int, default=30,
                    help="evaluate every stride-th series (414 / 30 -> 14 series)")
     e.add_argument("--num-samples", type=int, default=100)
+    e.add_argument("--split", choices=("test", "val"), default="test",
+                   help="val: forecast the last 48 steps of each training series instead "
+                        "(to choose a guidance scale without the test windows)")
     e.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "timeseries_m4.md"))
     for q in (t, e):
         q.add_argument("--root", default=str(DATA_ROOT))

@@ -17,8 +17,16 @@ from benchmarks.timeseries_common import PAPER, REFERENCE, fmt
 from common.io import atomic_write_text
 
 
-def _label(sampler: str, k: int) -> str:
-    return {"ddpm": "DDPM", "ddim": "DDIM", "dpmpp_2m": "DPM-Solver++(2M)"}[sampler] + f"-{k}"
+def _label(sampler: str, k: int | str, scale: str | None = None) -> str:
+    name = {"ddpm": "DDPM", "ddim": "DDIM", "dpmpp_2m": "DPM-Solver++(2M)"}[sampler] + f"-{k}"
+    return name + ("" if scale is None else f", scale {scale.removeprefix('s')}")
+
+
+def _parse(key: str) -> tuple[str, str, int, str | None, int]:
+    """``(predictor, sampler, steps, scale tag or None, n)`` of a ``tsdiff/...`` key."""
+    parts = key.split("/")
+    scale = parts[5] if len(parts) == 7 else None
+    return f"{parts[1]}/{parts[2]}", parts[3], int(parts[4]), scale, int(parts[-1])
 
 
 def budget_rows(rows: dict[str, dict], n: int, total: int) -> list[str]:
@@ -38,7 +46,8 @@ def budget_rows(rows: dict[str, dict], n: int, total: int) -> list[str]:
             groups[("DeepAR (GluonTS defaults)", int(parts[2]))].append((int(parts[1]), r))
         elif parts[0] == "tsdiff" and int(parts[-1]) == n:
             seed = int(parts[1].removeprefix("seed"))
-            method = f"TSDiff-Q {_label(parts[3], int(parts[4]))}"
+            _, sampler, k, scale, _ = _parse(key)
+            method = f"TSDiff-Q {_label(sampler, k, scale)}"
             groups[(method, r["steps"])].append((seed, r))
     order = sorted(groups, key=lambda g: (not g[0].startswith("DeepAR"), g[0], g[1]))
     for method, steps in order:
@@ -57,38 +66,40 @@ def budget_rows(rows: dict[str, dict], n: int, total: int) -> list[str]:
 
 def sampler_rows(rows: dict[str, dict], n: int) -> tuple[list[str], list[str]]:
     """Sampler study on the predictor with the most sampler variants, and speed at equal CRPS."""
-    by_pred: dict[str, dict[tuple[str, int], dict]] = defaultdict(dict)
+    by_pred: dict[str, dict[tuple, dict]] = defaultdict(dict)
     for key, r in rows.items():
-        parts = key.split("/")
-        if parts[0] == "tsdiff" and int(parts[-1]) == n:
-            by_pred[f"{parts[1]}/{parts[2]}"][(parts[3], int(parts[4]))] = r
+        if key.startswith("tsdiff/") and int(key.split("/")[-1]) == n:
+            pred, sampler, k, scale, _ = _parse(key)
+            by_pred[pred][(sampler, k, scale)] = r
     if not by_pred:
         return [], []
     pred = max(by_pred, key=lambda p: (len(by_pred[p]), p))
     res = by_pred[pred]
     ref = REFERENCE["s_per_series_ddpm100"]
     out = [f"Predictor `{pred}` ({next(iter(res.values()))['steps']} training steps), "
-           f"{n} series, 100 samples, guidance scale 2.", "",
+           f"{n} series, 100 samples, guidance scale 2 unless stated.", "",
            "| guided sampler | CRPS | CPU s / forecast series | vs reference DDPM-100 (350 s) "
            "| vs reference DDIM-10 (32 s) |", "|---|---|---|---|---|"]
-    for (sampler, k), r in sorted(res.items(), key=lambda t: t[1]["s_series"]):
-        out.append(f"| {_label(sampler, k)} | {r['crps']:.4f} | {r['s_series']:.2f} | "
+    for (sampler, k, scale), r in sorted(res.items(), key=lambda t: t[1]["s_series"]):
+        out.append(f"| {_label(sampler, k, scale)} | {r['crps']:.4f} | {r['s_series']:.2f} | "
                    f"{ref / r['s_series']:.1f}x | "
                    f"{REFERENCE['s_per_series_ddim10'] / r['s_series']:.1f}x |")
     eq: list[str] = []
-    ddpm = res.get(("ddpm", 100))
+    ddpm = res.get(("ddpm", 100, None))
     if ddpm is not None:
         # seed spread: std over training seeds of guided DDPM-100 at this budget if several
         # seeds have it, else of DDIM-10 at this budget (labelled)
         steps = ddpm["steps"]
         spread_of = {}
-        for sk in (("ddpm", 100), ("ddim", 10)):
+        for sk in (("ddpm", 100, None), ("ddim", 10, None)):
             vals = [v[sk]["crps"] for p, v in by_pred.items()
                     if sk in v and v[sk]["steps"] == steps]
             if len(vals) > 1:
                 spread_of[sk] = (float(np.std(vals)), len(vals))
-        src = ("ddpm", 100) if ("ddpm", 100) in spread_of else ("ddim", 10)
+        src = ("ddpm", 100, None) if ("ddpm", 100, None) in spread_of else ("ddim", 10, None)
         spread, nseeds = spread_of.get(src, (0.0, 1))
+        used = (f"{spread:.4f} ({_label(*src)}, {nseeds} training seeds)" if nseeds > 1 else
+                "none (1 training seed): CRPS <= DDPM-100's")
         ok = [(r["s_series"], sk, r) for sk, r in res.items()
               if r["crps"] <= ddpm["crps"] + spread]
         s, sk, r = min(ok, key=lambda t: t[0])
@@ -97,9 +108,21 @@ def sampler_rows(rows: dict[str, dict], n: int) -> tuple[list[str], list[str]]:
               f"| like for like (the paper's sampler) | DDPM-100 | {ddpm['crps']:.4f} | - | "
               f"{ddpm['s_series']:.2f} | {ref / ddpm['s_series']:.1f}x |",
               f"| at equal CRPS (cheapest sampler within the spread) | {_label(*sk)} | "
-              f"{r['crps']:.4f} | {spread:.4f} ({_label(*src)}, {nseeds} training seeds) | "
+              f"{r['crps']:.4f} | {used} | "
               f"{s:.2f} | {ref / s:.1f}x |"]
     return out, eq
+
+
+def val_rows(rows: dict[str, dict]) -> list[str]:
+    """Guidance scale / sampler on validation windows (last 48 steps of training series)."""
+    out = ["| predictor | guided sampler | validation series | CRPS | CPU s / series |",
+           "|---|---|---|---|---|"]
+    for key, r in sorted(rows.items()):
+        if key.startswith("val-tsdiff/"):
+            pred, sampler, k, scale, n = _parse(key.removeprefix("val-"))
+            out.append(f"| {pred} | {_label(sampler, k, scale or 's2')} | {n} | "
+                       f"{r['crps']:.4f} | {r['s_series']:.2f} |")
+    return out if len(out) > 2 else []
 
 
 def write_m4(path: str, rows: dict[str, dict], n: int, stride: int, total: int) -> None:
@@ -124,4 +147,8 @@ def write_m4(path: str, rows: dict[str, dict], n: int, stride: int, total: int) 
         text += ["## CRPS and forecast time vs guided sampler", "", *samp, ""]
     if eq:
         text += ["## Forecast speed at equal CRPS", "", *eq, ""]
+    val = val_rows(rows)
+    if val:
+        text += ["## Guidance scale chosen on validation windows (last 48 steps of the "
+                 "training series, not the test windows)", "", *val, ""]
     atomic_write_text(path, "\n".join(text))
