@@ -311,3 +311,31 @@ def test_coarse_to_fine_ends_on_the_fine_grid(hemi_views):
     assert float(rec.deform.abs().max()) < 0.45 * rec.grid.cell_size
     assert len(rec.history) == 6 and all(np.isfinite(rec.history))
     assert len(rec.mesh().faces) > 0
+
+
+def test_view_folder_with_mixed_sizes_or_partial_maps(tmp_path, hemi_views):
+    """A view folder whose images differ in size, or where only some frames carry depth."""
+    from PIL import Image
+
+    views, cams = hemi_views
+    save_views(views, cams, tmp_path)
+    meta = json.loads((tmp_path / "cameras.json").read_text())
+    partial = json.loads(json.dumps(meta))
+    del partial["frames"][3]["depth"]
+    (tmp_path / "cameras.json").write_text(json.dumps(partial))
+    with pytest.raises(DataError, match="only 7 of 8 frames have a depth map"):
+        load_views(tmp_path)
+    # view 0 at half size, with a camera that matches it: consistent per view, mixed overall
+    small = tmp_path / "small"
+    save_views(views, cams, small)
+    meta = json.loads((small / "cameras.json").read_text())
+    fr = meta["frames"][0]
+    Image.open(small / fr["file"]).resize((32, 32)).save(small / fr["file"])
+    fr.pop("depth", None), fr.pop("normal", None)
+    for other in meta["frames"][1:]:
+        other.pop("depth", None), other.pop("normal", None)
+    fr["width"] = fr["height"] = 32
+    fr["K"] = (np.asarray(fr["K"]) * [[0.5], [0.5], [1]]).tolist()
+    (small / "cameras.json").write_text(json.dumps(meta))
+    with pytest.raises(DataError, match="images differ in size"):
+        load_views(small)
