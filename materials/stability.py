@@ -33,6 +33,12 @@ from common.errors import DataError
 from common.io import atomic_write_json
 
 DIMERS = {"H": 0.74, "N": 1.10, "O": 1.21, "F": 1.42, "Cl": 1.99, "Br": 2.28, "I": 2.67}
+# crown-shaped 8-rings in a box (bond length, bond angle): alpha-sulfur's S8 molecule. Without it
+# the lowest of the simple prototypes leaves mu_S ~0.3 eV too high and sulfides ~0.16 eV/atom too
+# stable on the MP-20 hull (benchmarks/results/materials_stability.md, calibration by anion).
+RINGS8 = {"S": (2.05, 108.0)}
+REFS_VERSION = 2  # bump when the prototypes change: cached mu of RINGS8 elements are recomputed
+BOX = 10.0
 
 
 @dataclass
@@ -125,10 +131,26 @@ def elemental_prototypes(symbol: str) -> list[Structure]:
         Structure(Lattice.cubic(d), [el], [[0, 0, 0]]),
     ]
     if symbol in DIMERS:
-        box = 10.0
-        out.append(Structure(Lattice.cubic(box), [el, el],
-                             [[0, 0, 0], [DIMERS[symbol] / box, 0, 0]]))
+        out.append(Structure(Lattice.cubic(BOX), [el, el],
+                             [[0, 0, 0], [DIMERS[symbol] / BOX, 0, 0]]))
+    if symbol in RINGS8:
+        out.append(ring8_in_box(symbol, *RINGS8[symbol]))
     return out
+
+
+def ring8_in_box(symbol: str, bond: float, angle_deg: float, box: float = BOX) -> Structure:
+    """A D4d crown 8-ring (S8) in a cubic box: atoms alternate +-h on a circle of radius R."""
+    d2 = 2 * bond * math.sin(math.radians(angle_deg) / 2)  # 1-3 distance, same height
+    r = d2 / math.sqrt(2)
+    h = math.sqrt(bond**2 - 2 * r**2 * (1 - math.cos(math.pi / 4))) / 2
+    pts = [[box / 2 + r * math.cos(k * math.pi / 4), box / 2 + r * math.sin(k * math.pi / 4),
+            box / 2 + h * (-1) ** k] for k in range(8)]
+    return Structure(Lattice.cubic(box), [symbol] * 8, pts, coords_are_cartesian=True)
+
+
+def _molecular(proto: Structure) -> bool:
+    """A molecule in a box (dimer or ring): relaxed at fixed cell."""
+    return proto.lattice.a == BOX and proto.composition.num_atoms in (2, 8)
 
 
 class ElementalReferences:
@@ -144,22 +166,26 @@ class ElementalReferences:
         self.mu: dict[str, float] = {}
         if self.cache_file.is_file():
             try:
-                self.mu = json.loads(self.cache_file.read_text())["mu"]
+                data = json.loads(self.cache_file.read_text())
+                self.mu = data["mu"]
             except (ValueError, KeyError):
-                self.mu = {}
+                self.mu, data = {}, {}
+            if data.get("version", 1) < REFS_VERSION:  # computed without the 8-ring molecules
+                self.mu = {k: v for k, v in self.mu.items() if k not in RINGS8}
 
     def get(self, symbol: str) -> float:
         if symbol not in self.mu:
             best = math.inf
             for proto in elemental_prototypes(symbol):
                 cfg = self.relax
-                if symbol in DIMERS and len(proto) == 2 and proto.lattice.a == 10.0:
+                if _molecular(proto):
                     cfg = RelaxConfig(cfg.fmax, cfg.steps, relax_cell=False)
                 e = relax_structure(proto, cfg)["energy_per_atom"]
                 if math.isfinite(e):
                     best = min(best, e)
             self.mu[symbol] = best
-            atomic_write_json(self.cache_file, {"potential": "CHGNet", "mu": self.mu})
+            atomic_write_json(self.cache_file, {"potential": "CHGNet", "mu": self.mu,
+                                                "version": REFS_VERSION})
         return self.mu[symbol]
 
     def formation_energy_per_atom(self, composition: Composition, energy_per_atom: float

@@ -151,6 +151,37 @@ def build_stable_set(out: str | Path, hull: DFTHull | str | Path,
     return kept
 
 
+def rescore_stable_set(out: str | Path, hull: DFTHull | str | Path) -> pd.DataFrame:
+    """Re-place every scored candidate of ``out`` on the hull from its stored CHGNet energy.
+
+    For when the elemental references change (e.g. ``stability.REFS_VERSION``): no relaxation is
+    repeated; ``candidates.csv``, ``stable_set.csv`` and ``summary.json`` are rewritten.
+    """
+    out = Path(out)
+    f = out / "config.json"
+    if not f.is_file():
+        raise DataError("not a stable-set folder", file=f, expected="config.json of a build")
+    cfg = StableSetConfig(**json.loads(f.read_text()))
+    if not isinstance(hull, DFTHull):
+        refs = ElementalReferences(relax=RelaxConfig(fmax=cfg.element_fmax,
+                                                     steps=cfg.element_steps))
+        hull = DFTHull.from_file(hull, refs)
+    cand = read_candidates(out / "candidates.csv")
+    ef, eh = [], []
+    for formula, e, ok in zip(cand["formula"], cand["energy_per_atom_chgnet"],
+                              cand["struct_valid"]):
+        e = float(e)
+        good = bool(ok) and math.isfinite(e)
+        ef.append(hull.refs.formation_energy_per_atom(_comp(formula), e) if good else math.nan)
+        eh.append(hull.e_above_hull_from_formation(formula, ef[-1]) if good else math.nan)
+    cand["formation_energy_per_atom_proxy"], cand["e_above_hull_proxy"] = ef, eh
+    atomic_write_text(out / "candidates.csv", cand.to_csv(index=False))
+    kept = select_stable(cand, cfg.threshold)
+    atomic_write_text(out / "stable_set.csv", kept.to_csv(index=False))
+    atomic_write_json(out / "summary.json", summarize(cand, kept, cfg) | {"rescored": True})
+    return kept
+
+
 def _row(i: int, d: Decoration, r: dict[str, Any]) -> dict[str, Any]:
     from pymatgen.io.cif import CifWriter
 

@@ -375,12 +375,18 @@ def _stable_set_args(p: Any) -> None:
     p.add_argument("--fmax", type=float, default=d.fmax)
     p.add_argument("--executor", default="local", help="local or dask")
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--rescore", action="store_true",
+                   help="only re-place the built candidates on the hull (new elemental refs)")
 
 
 def _stable_set_cmd(args: Any) -> int:
     from common.executor import get_executor
-    from materials.stable_set import StableSetConfig, build_stable_set
+    from materials.stable_set import StableSetConfig, build_stable_set, rescore_stable_set
 
+    if args.rescore:
+        kept = rescore_stable_set(args.out, args.hull)
+        print(f"rescored: {len(kept)} rows in {Path(args.out) / 'stable_set.csv'}")
+        return 0
     cfg = StableSetConfig(n_candidates=args.n, seed=args.seed, threshold=args.threshold,
                           min_probability=args.min_probability, relax_steps=args.relax_steps,
                           fmax=args.fmax)

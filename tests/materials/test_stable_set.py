@@ -220,3 +220,37 @@ def test_cli_builds_a_set_and_names_a_missing_hull(tmp_path, monkeypatch, capsys
     missing = tmp_path / "nowhere"
     assert main(argv[:2] + ["--out", str(tmp_path / "b"), "--hull", str(missing)]) != 0
     assert "hull table not found" in capsys.readouterr().err
+
+
+def test_rescore_uses_new_references_without_relaxing(tmp_path, monkeypatch):
+    monkeypatch.setattr(S, "relax_many", _FakeRelax())
+    S.build_stable_set(tmp_path, _hull(), _cfg(), progress=False)
+    before = S.read_candidates(tmp_path / "candidates.csv")
+    monkeypatch.setattr(S, "relax_many", None)  # any relaxation would fail
+
+    class _Lower(_Refs):  # every mu 0.1 eV lower: formation energies 0.1 eV/atom higher
+        def formation_energy_per_atom(self, composition, energy_per_atom):
+            return energy_per_atom + 1.1
+
+    hull = _hull()
+    hull.refs = _Lower()
+    S.rescore_stable_set(tmp_path, hull)
+    after = S.read_candidates(tmp_path / "candidates.csv")
+    nacl = before.index[before["formula"] == "NaCl"][0]
+    assert after.loc[nacl, "e_above_hull_proxy"] == pytest.approx(
+        before.loc[nacl, "e_above_hull_proxy"] + 0.1, abs=1e-9)
+    assert '"rescored": true' in (tmp_path / "summary.json").read_text()
+    with pytest.raises(DataError, match="not a stable-set folder"):
+        S.rescore_stable_set(tmp_path / "empty", hull)
+
+
+def test_sulfur_reference_includes_the_s8_crown():
+    from materials.stability import elemental_prototypes
+
+    ring = [p for p in elemental_prototypes("S") if len(p) == 8][0]
+    d = ring.distance_matrix
+    import numpy as np
+
+    nn = np.sort(d, axis=1)[:, 1:3]  # each atom: two bonded neighbours at 2.05 A
+    assert np.allclose(nn, 2.05, atol=1e-6)
+    assert np.sort(d, axis=1)[:, 3].min() > 3.0  # next neighbours (1-3) far beyond a bond
