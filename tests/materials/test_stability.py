@@ -56,3 +56,26 @@ def test_stability_summary_denominators():
                           [True, False, True, True], [True, True, True, False], "test")
     assert s["stable"] == "1/4" and s["metastable"] == "2/4"
     assert s["sun_rate"] == 0.25 and s["median_e_hull"] == pytest.approx(np.median([-0.1, .05, .3]))
+
+
+def test_self_consistent_hull_from_user_structures(monkeypatch):
+    """(b) from structures: their (fake) CHGNet energies form the hull with the elements."""
+    from pymatgen.core import Lattice, Structure
+
+    import materials.stability as st
+
+    nacl = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.6), ["Na", "Cl"],
+                                     [[0, 0, 0], [0.5, 0.5, 0.5]])
+    energies = iter([-2.0, -1.6])
+
+    def fake_relax(structures, cfg=None, executor=None):
+        return [{"structure": s, "energy_per_atom": next(energies), "steps": 1, "error": None}
+                for s in structures]
+
+    monkeypatch.setattr(st, "relax_many", fake_relax)
+    nabr = nacl.copy()
+    nabr.replace_species({"Cl": "Br"})
+    h = SelfConsistentHull.from_structures([nacl, nabr], refs=_FixedRefs())
+    assert h.e_above_hull("NaCl", -2.0) == pytest.approx(0.0)
+    assert h.e_above_hull("NaCl", -1.9) == pytest.approx(0.1)
+    assert h.e_above_hull("NaBr", -1.7) == pytest.approx(-0.1)  # below the user's NaBr
