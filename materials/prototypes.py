@@ -3,8 +3,9 @@
 Built by the project itself (no download): rock salt, CsCl, zinc blende, wurtzite, fluorite,
 anti-fluorite, rutile and cubic perovskite prototypes (their textbook Wyckoff positions via
 ``Structure.from_spacegroup``), each decorated with ions whose common oxidation states balance the
-formula, the lattice scaled from Shannon ionic radii (pymatgen ``Species.ionic_radius``). They can
-then be relaxed with CHGNet and filtered by a proxy E_hull (``build_default_set``).
+formula, the lattice scaled from Shannon ionic radii (pymatgen ``Species.ionic_radius``). This is
+the offline demo default (unrelaxed, no hull table needed); the proxy-stable set built from seed
+prototypes by substitution, CHGNet relaxation and a proxy E_hull filter is ``materials.stable_set``.
 """
 
 from __future__ import annotations

@@ -4,9 +4,10 @@ Two hulls, always labelled "proxy":
 (a) DFT-anchored: the MP-20 DFT formation energies (composition level, MP2020-corrected as served
     by MP) form the hull; a candidate's formation energy is E_CHGNet(candidate) - sum_i n_i mu_i,
     with mu_i the CHGNet energy per atom of the lowest of several elemental crystals (fcc, bcc,
-    hcp, diamond, simple cubic; a dimer in a box for H, N, O, F, Cl, Br, I) relaxed with the same
-    potential. No MP2020 corrections are applied on top: CHGNet was fitted to MP energies that
-    already carry them (the calibration in the benchmark checks this on known compounds).
+    hcp, diamond, simple cubic; a dimer in a box for H, N, O, F, Cl, Br, I; the S8 crown for S)
+    relaxed with the same potential. No MP2020 corrections are applied on top: CHGNet was fitted
+    to MP energies that already carry them (``proxy_calibration`` checks this on known
+    compounds; benchmarks/results/materials_stability.md).
 (b) self-consistent: CHGNet energies of reference structures a user supplies (plus the same
     elemental references) form the hull.
 Energy above hull = E_form - E_hull(composition) (pymatgen ``PhaseDiagram``, Bartel 2022 review),
