@@ -30,7 +30,8 @@ from .rundir import RunDir
 
 @dataclass
 class DataConfig:
-    root: str | None = None  # CDVAE CSV (.csv/.csv.gz) or a folder of CIFs; None = embedded set
+    # CDVAE CSV (.csv/.csv.gz), a folder of CIFs or a build-stable-set folder; None = embedded set
+    root: str | None = None
     max_structures: int | None = None
     max_per_prototype: int | None = 6  # embedded set only: decorations per prototype
     niggli: bool = True
@@ -99,7 +100,10 @@ def prepare(cfg: MaterialsConfig, run: RunDir) -> None:
     from materials.prototypes import prototype_structures
 
     if cfg.data.root:
-        structures, report = load_structures(cfg.data.root, niggli=cfg.data.niggli,
+        root = Path(cfg.data.root)
+        if root.is_dir() and (root / "stable_set.csv").is_file():  # a build-stable-set folder
+            root = root / "stable_set.csv"
+        structures, report = load_structures(root, niggli=cfg.data.niggli,
                                              on_error=cfg.data.on_error,
                                              limit=cfg.data.max_structures)
         source, skipped = cfg.data.root, report.skipped
