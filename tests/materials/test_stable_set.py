@@ -254,3 +254,22 @@ def test_sulfur_reference_includes_the_s8_crown():
     nn = np.sort(d, axis=1)[:, 1:3]  # each atom: two bonded neighbours at 2.05 A
     assert np.allclose(nn, 2.05, atol=1e-6)
     assert np.sort(d, axis=1)[:, 3].min() > 3.0  # next neighbours (1-3) far beyond a bond
+
+
+def test_pipeline_prepare_reads_a_stable_set_folder(tmp_path):
+    import json
+    from dataclasses import asdict
+
+    from pipelines.materials import DataConfig, MaterialsConfig, prepare
+    from pipelines.rundir import RunDir
+
+    folder = tmp_path / "set"
+    folder.mkdir()
+    pd.DataFrame({"material_id": ["a", "b"], "formula": ["NaCl", "NaBr"],
+                  "cif": [_cif(_rocksalt(5.6)), _cif(_rocksalt(5.9, "Br"))]}
+                 ).to_csv(folder / "stable_set.csv", index=False)
+    cfg = MaterialsConfig(data=DataConfig(root=str(folder)))
+    run = RunDir(tmp_path / "run", asdict(cfg))
+    prepare(cfg, run)
+    train = json.loads((tmp_path / "run" / "data" / "train.json").read_text())
+    assert len(train) == 2 and run.metrics()["data"]["n_structures"] == 2
