@@ -103,7 +103,11 @@ class TSDiffEstimator:
         lags: explicit lags (overrides ``use_lags``' frequency defaults).
         dataset_name: picks the paper's guidance scale when ``scale`` is None.
         guidance: "quantile" (TSDiff-Q), "mse" (TSDiff-MS) or "none".
-        scale: guidance scale (TSDiff's per-dataset value, else 2).
+        scale: guidance scale (TSDiff's per-dataset value for its DDPM sampler, else 2). Few-step
+            DDIM / DPM-Solver++ take the whole guided x0 estimate at each large step and need a
+            smaller one (M4 trained on all series, 1000 steps, DDIM-10: 0.25 chosen on
+            validation windows; at 2 the extreme-quantile samples diverge): pass ``scale`` to
+            ``predict``.
         sampler: "ddpm" (100 steps), "ddim" or "dpmpp_2m" (the core's DPM-Solver++(2M); 10
             steps by default for both); ``sampling_steps`` overrides the step count.
         lr, batch_size, num_batches_per_epoch, gradient_clip_val: TSDiff's training settings.
