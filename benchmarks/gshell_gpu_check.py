@@ -168,7 +168,7 @@ def timing(gpu, cpu) -> list[str]:
     s = trimesh.creation.icosphere(4, radius=0.4)
     hemi = trimesh.Trimesh(s.vertices, s.faces[s.triangles_center[:, 1] > 0.0])
     views, cams = render_views(hemi, n_views=12, resolution=80, renderer=cpu)
-    cfg = ReconstructConfig(resolution=24, iterations=150, progress=False)
+    cfg = ReconstructConfig(resolution=32, iterations=150, progress=False)
     rows = []
     for r in (gpu, cpu):
         t0 = time.perf_counter()
@@ -213,7 +213,7 @@ def main() -> None:
              "| scene | mask max / mean | depth max / mean | normal max / mean | grad cos | "
              "ms/view nvdiffrast | ms/view deodr | check |", "|---" * 8 + "|", *rows]
     if not args.no_timing:
-        lines += ["", "One G-Shell reconstruction of an open hemisphere (tet grid 24^3, 150 "
+        lines += ["", "One G-Shell reconstruction of an open hemisphere (tet grid 32^3, 150 "
                   "steps x 4 views of 12, 80x80 px; DEODR on 1 CPU thread):", "",
                   "| renderer | s / recon | Chamfer | F@0.02 | loops (target) |",
                   "|---|---|---|---|---|", *timing(gpu, cpu)]
