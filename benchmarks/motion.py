@@ -6,8 +6,9 @@ and the content clips to stylize, into every style. Rows: real held-out clips, o
 styles), per-style feature statistics transfer, the unchanged content clip. GenMoStyle's
 published numbers (its own data: Aberman/BFA and Xia, 21-joint CMU, paper budget) are quoted
 beside, not reproduced. Run: ``OMP_NUM_THREADS=1 nice -n 10 python benchmarks/motion.py``
-(defaults = the config of run G in ``benchmarks/results/motion.md``, which was trained in two
-resumed halves; ~15 min on this loaded 2-core CPU; ``--out`` replaces that curated page by default).
+(defaults = the config of round 4's final run in ``benchmarks/results/motion.md``, whose stages
+were trained in resumed pieces; ~35 min on this loaded 2-core CPU; ``--out`` replaces that curated
+page by default).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def main() -> None:
     p.add_argument("--root", default=str(REPO.parent / "shared/data/motion/bandai-namco-1"))
     p.add_argument("--window", type=int, default=64)
     p.add_argument("--hidden", type=int, default=64)
-    p.add_argument("--ae-steps", type=int, default=600)
+    p.add_argument("--ae-steps", type=int, default=2400)
     p.add_argument("--stylizer-steps", type=int, default=1800)
     p.add_argument("--classifier-steps", type=int, default=300)
     p.add_argument("--lr", type=float, default=5e-4)
