@@ -130,7 +130,7 @@ def method_rows(methods: dict[str, list]) -> list[str]:
 
 
 def reconstruction_rows(data: Path, n_points: int, res: int, model_path: str | None,
-                        refine: list[tuple[int, float]]) -> tuple[list[str], float]:
+                        refine: list[tuple[int, float, float]]) -> tuple[list[str], float]:
     from shapes.mesh_io import load_mesh, normalize_to_unit_cube
     from shapes.metrics import sample_surface
     from shapes.sdf import SDFConfig, mesh_to_sdf
@@ -150,11 +150,12 @@ def reconstruction_rows(data: Path, n_points: int, res: int, model_path: str | N
         ref = sample_surface(mesh, 5000, 1)[0]
         cands = poisson_baselines(pts, nrm)
         if model is not None and model.config.condition == "points":
-            for steps, prior in refine:
-                model.config.refine_steps, model.config.refine_prior = steps, prior
+            for steps, prior, udf in refine:
+                c = model.config
+                c.refine_steps, c.refine_prior, c.refine_udf = steps, prior, udf
                 z = model.sample_latents(1, pts, 0, progress=False)
-                cands[f"ours (WaLa, point cond., {steps} refinement steps, prior "
-                      f"{prior:g})"] = model.decode(z)
+                cands[f"ours (WaLa, point cond., {steps} refinement steps, prior {prior:g}"
+                      f"{f', unsigned-distance term {udf:g}' if udf else ''})"] = model.decode(z)
         score_candidates(cands, gt_sdf, ref, res, methods)
     return method_rows(methods), float(np.mean(secs))
 
@@ -268,7 +269,8 @@ def main() -> None:
     p.add_argument("--ae-model", nargs="*", default=[],
                    help="more ShapeModel checkpoints for the real-mesh autoencoder rows")
     p.add_argument("--refine", nargs="*", default=["60:0.01"],
-                   help="STEPS:PRIOR test-time refinement settings for the real point clouds")
+                   help="STEPS:PRIOR[:UDF] test-time refinement settings for the real point "
+                   "clouds (UDF: weight of the unsigned-distance term)")
     p.add_argument("--skip-recon", action="store_true", help="no real point cloud -> mesh rows")
     p.add_argument("--skip-synthetic", action="store_true",
                    help="with --run: no held-out synthetic point cloud -> mesh rows")
@@ -309,7 +311,8 @@ def main() -> None:
         import open3d  # noqa: F401
     except ImportError:
         lines.append("| Poisson | Open3D not installed: `pip install open3d` | | |")
-    refine = [(int(a), float(b)) for a, b in (v.split(":") for v in args.refine)]
+    refine = [(int(v[0]), float(v[1]), float(v[2]) if len(v) > 2 else 0.0)
+              for v in (r.split(":") for r in args.refine)]
     if not args.skip_recon:
         rows, secs = reconstruction_rows(data, args.points, args.res[0], args.model, refine)
         lines += rows

@@ -66,6 +66,8 @@ class ShapeModelConfig:
         guidance: classifier-free guidance weight w (1 = conditional model alone).
         refine_steps, refine_prior: with a point condition, Adam steps of test-time latent
             optimisation towards the points (``refine.refine_latents``; 0 = off) and its prior.
+        refine_udf: weight of the refinement's unsigned-distance term (``refine.udf_energy``:
+            removes surfaces away from the points; 0 = off).
     """
 
     resolution: int = 64
@@ -102,6 +104,7 @@ class ShapeModelConfig:
     guidance: float = 1.0
     refine_steps: int = 60
     refine_prior: float = 0.01
+    refine_udf: float = 0.0
     decimate_to: int | None = None
     extra: dict = field(default_factory=dict)
 
@@ -370,7 +373,8 @@ class ShapeModel:
                 if cb is not None and c.refine_steps > 0:
                     from .refine import refine_latents
 
-                    z = refine_latents(self, z, cb, c.refine_steps, prior_weight=c.refine_prior)
+                    z = refine_latents(self, z, cb, c.refine_steps, prior_weight=c.refine_prior,
+                                       udf_weight=c.refine_udf)
                 out.append(z)
         return torch.cat(out)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -47,8 +48,41 @@ def point_energy(model: ShapeModel, z: torch.Tensor, points: torch.Tensor) -> to
     return (decoded_sdf_at(model, z, points) / tau).pow(2).mean(1)
 
 
+def unsigned_distance_targets(points: torch.Tensor, resolution: int, truncation: float
+                              ) -> torch.Tensor:
+    """min(distance to the nearest observed point, truncation) at every grid node [B, R, R, R].
+
+    The observed points sample the surface, so this is the truncated unsigned distance to it,
+    up to half the point spacing (used by ``udf_energy``; scipy's k-d tree).
+    """
+    from scipy.spatial import cKDTree
+
+    from .sdf import grid_points
+
+    nodes = grid_points(resolution)
+    out = [cKDTree(p.detach().cpu().numpy()).query(nodes, distance_upper_bound=truncation)[0]
+           for p in points]
+    d = torch.as_tensor(np.stack(out), dtype=torch.float32).clamp_max(truncation)
+    return d.view(len(points), resolution, resolution, resolution)
+
+
+def udf_energy(model: ShapeModel, z: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-sample mean_x ((|f_z(x)| - u(x)) / tau)^2 over the grid nodes x (u: the targets).
+
+    The point term alone only pins the zero level set at the points; this term also removes
+    surfaces where no point was observed (|f| must reach the distance to the points), the
+    unsigned-distance fit of learned-prior reconstruction (e.g. Neural-Pull/NDF-style targets).
+    """
+    ae = model.autoencoder
+    tau = model.config.truncation or 0.1
+    dense = ae.unstandardize(ae.decode(z * model.latent_std + model.latent_mean))
+    grid = dense_to_grid(dense, ae.synth_lo, ae.synth_hi)
+    return ((grid.abs().clamp_max(tau) - target) / tau).pow(2).flatten(1).mean(1)
+
+
 def refine_latents(model: ShapeModel, z0: torch.Tensor, points: torch.Tensor, steps: int = 60,
-                   lr: float = 0.05, prior_weight: float = 0.01) -> torch.Tensor:
+                   lr: float = 0.05, prior_weight: float = 0.01, udf_weight: float = 0.0
+                   ) -> torch.Tensor:
     """Minimise ``point_energy + prior_weight * mean((z - z0)^2)`` with Adam (DeepSDF Eq. 10).
 
     Args:
@@ -57,6 +91,8 @@ def refine_latents(model: ShapeModel, z0: torch.Tensor, points: torch.Tensor, st
         points: [B, N, 3] observed surface points in the model's unit-cube frame.
         steps, lr: Adam iterations and step size on z.
         prior_weight: weight of the pull towards ``z0``.
+        udf_weight: weight of ``udf_energy`` (0 = off): the decoded |TSDF| at every grid node
+            should equal the truncated distance to the observed points.
 
     Returns:
         The refined latents [B, c, L^3] (detached); ``steps=0`` returns ``z0``.
@@ -69,11 +105,17 @@ def refine_latents(model: ShapeModel, z0: torch.Tensor, points: torch.Tensor, st
     flags = [p.requires_grad for p in ae.parameters()]
     for p in ae.parameters():
         p.requires_grad_(False)
+    target = None
+    if udf_weight > 0 and steps > 0:
+        target = unsigned_distance_targets(points, model.config.resolution,
+                                           model.config.truncation or 0.1)
     try:
         with torch.enable_grad():
             for _ in range(int(steps)):
                 loss = point_energy(model, z, points) + \
                     prior_weight * (z - z0).pow(2).flatten(1).mean(1)
+                if target is not None:
+                    loss = loss + udf_weight * udf_energy(model, z, target)
                 opt.zero_grad()
                 loss.sum().backward()
                 opt.step()
@@ -83,4 +125,5 @@ def refine_latents(model: ShapeModel, z0: torch.Tensor, points: torch.Tensor, st
     return z.detach()
 
 
-__all__ = ["decoded_sdf_at", "point_energy", "refine_latents"]
+__all__ = ["decoded_sdf_at", "point_energy", "udf_energy", "unsigned_distance_targets",
+           "refine_latents"]

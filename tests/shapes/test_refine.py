@@ -45,3 +45,23 @@ def test_refinement_lowers_the_energy_and_zero_steps_is_identity():
         after = point_energy(model, z1, pts)
     assert (after < before).all()
     assert all(p.requires_grad for p in model.autoencoder.parameters())  # frozen only inside
+
+
+def test_unsigned_distance_targets_by_hand_and_udf_term_is_lowered():
+    from shapes.refine import udf_energy, unsigned_distance_targets
+    from shapes.sdf import grid_points
+
+    pts = torch.tensor([[[0.0, 0.0, 0.0], [0.25, 0.0, 0.0]]])  # two points
+    u = unsigned_distance_targets(pts, 5, 0.2)[0].reshape(-1).numpy()
+    nodes = grid_points(5)
+    exact = np.minimum(np.linalg.norm(nodes[:, None] - pts[0].numpy()[None], axis=2).min(1), 0.2)
+    np.testing.assert_allclose(u, exact, atol=1e-6)  # truncated at 0.2; 0 at the points
+    model, z = _model_and_latents(2)
+    cloud = torch.rand(2, 64, 3) * 0.6 - 0.3
+    target = unsigned_distance_targets(cloud, model.config.resolution, 0.1)
+    with torch.no_grad():
+        before = udf_energy(model, z, target)
+    z1 = refine_latents(model, z, cloud, steps=20, lr=0.05, prior_weight=0.0, udf_weight=10.0)
+    with torch.no_grad():
+        after = udf_energy(model, z1, target)
+    assert (after < before).all()
