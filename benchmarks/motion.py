@@ -32,6 +32,7 @@ from common.training import TrainerConfig  # noqa: E402
 from motion.baselines import StatisticsTransfer  # noqa: E402
 from motion.config import ModelConfig  # noqa: E402
 from motion.data import load_bandai_namco  # noqa: E402
+from motion.features import clip_to_features  # noqa: E402
 from motion.metrics import MotionEvaluator, diversity  # noqa: E402
 from motion.stylizer import Stylizer, StylizerConfig  # noqa: E402
 
@@ -64,6 +65,10 @@ def main() -> None:
     p.add_argument("--checkpoint-dir", default=None,
                    help="resume/keep the two training stages' Lightning checkpoints here")
     p.add_argument("--save", default=None, metavar="MODEL.pt", help="keep the trained stylizer")
+    p.add_argument("--load", default=None, metavar="MODEL.pt",
+                   help="evaluate a saved stylizer instead of training one")
+    p.add_argument("--diagnose", action="store_true",
+                   help="add the style-code probe and generator-use diagnosis")
     args = p.parse_args()
     torch.set_num_threads(max(torch.get_num_threads(), 1))
     t0 = time.perf_counter()
@@ -80,7 +85,11 @@ def main() -> None:
     trainer = TrainerConfig(ema_decay=None, enable_progress_bar=False, seed=args.seed,
                             gradient_clip_val=args.grad_clip)
     t_fit = time.perf_counter()
-    model = Stylizer(cfg).fit(train, trainer, checkpoint_dir=args.checkpoint_dir)
+    if args.load:
+        model = Stylizer.load(args.load)
+        cfg = model.config
+    else:
+        model = Stylizer(cfg).fit(train, trainer, checkpoint_dir=args.checkpoint_dir)
     t_fit = time.perf_counter() - t_fit
     if args.save:
         model.save(args.save)
@@ -147,6 +156,8 @@ def main() -> None:
     for name, m in prior_rows.items():
         lines.append(f"| {name} | {m['content_acc']:.3f} | {m['style_fid']:.1f} | "
                      f"{m['geodesic']:.3f} | {m['foot_skating']:.1f} | {m['diversity']:.2f} |")
+    if args.diagnose:
+        lines += [""] + diagnose(model, ev, stats, train, test)
     lines += ["",
               f"Stylization time: {per_clip:.3f} s per 160-frame clip on this CPU "
               f"(all {len(ours)} label stylizations: {t_sty:.1f} s).", "",
@@ -165,6 +176,62 @@ def ev_embed(ev: MotionEvaluator, clips: list) -> np.ndarray:
     return np.stack([ev.style_embedding(c) for c in clips])
 
 
+def _knn_accuracy(a: np.ndarray, ya: np.ndarray, b: np.ndarray, yb: np.ndarray, k: int = 5
+                  ) -> float:
+    """Accuracy of a k-nearest-neighbour (majority vote) probe trained on (a, ya), on (b, yb)."""
+    d = ((b[:, None] - a[None]) ** 2).sum(-1)
+    votes = ya[np.argsort(d, axis=1)[:, :k]]
+    pred = [max(set(v), key=list(v).count) for v in votes]
+    return float(np.mean(np.asarray(pred) == yb))
+
+
+@torch.no_grad()
+def diagnose(model: Stylizer, ev: MotionEvaluator, stats: StatisticsTransfer, train: list,
+             test: list) -> list[str]:
+    """Where the style gets lost: style/content codes (kNN probes) and the generator's use of
+    the style code (codes of statistics-transferred clips, i.e. of correctly styled motion)."""
+    nets, w = model.nets, model.config.window
+
+    def latents(clip):
+        f = model._normalise(clip_to_features(clip, model.info)[0])
+        return nets["ae"].encode(model._pad(torch.as_tensor(f.T[None], dtype=torch.float32)))
+
+    def codes(clips):
+        s, c, y = [], [], []
+        for clip in clips:
+            z = latents(clip)
+            for a in range(0, z.shape[-1] * 4 - w + 1, w // 2):
+                zw = z[..., a // 4:(a + w) // 4]
+                s.append(nets["style"](zw, None)[0][0].numpy())
+                c.append(nets["content"](zw)[0].mean(-1).numpy())
+                y.append(clip.meta["style"])
+        return np.array(s), np.array(c), np.array(y)
+
+    s_tr, c_tr, y_tr = codes(train)
+    s_te, c_te, y_te = codes(test)
+    swapped = []
+    for clip in test:
+        for style in model.styles:
+            ref = stats.stylize(clip, style)
+            code = nets["style"](latents(ref), None)[0]
+            f, start = clip_to_features(clip, model.info)
+            xp = model._pad(torch.as_tensor(model._normalise(f).T[None], dtype=torch.float32))
+            z = nets["generator"](nets["content"](nets["ae"].encode(xp)), code)
+            out = model._decode(z, xp, len(f), clip, start, label=style)[0]
+            swapped.append((out, style, clip))
+    m = ev.stylized(*map(list, zip(*swapped)))
+    return ["Diagnosis (kNN-5 probes trained on take-001 windows, scored on take-002 windows; "
+            "label withheld from the style encoder):", "",
+            "| question | measurement | value |", "|---|---|---|",
+            f"| style in the style code? | kNN style accuracy of the posterior mean | "
+            f"{_knn_accuracy(s_tr, y_tr, s_te, y_te):.3f} |",
+            f"| style left in the content code? | kNN style accuracy of the time-averaged "
+            f"content code | {_knn_accuracy(c_tr, y_tr, c_te, y_te):.3f} |",
+            f"| does the generator use the code? | style / content accuracy of G(content code, "
+            f"style code of the content's statistics-transferred version) | "
+            f"{m['style_acc']:.3f} / {m['content_acc']:.3f} |"]
+
+
 def prior_samples(model: Stylizer, ev: MotionEvaluator, test: list, n: int,
                   seed: int) -> dict[str, dict[str, float]]:
     """Metrics of ``style=None`` draws under the N(0, I) prior and the fitted code Gaussian."""
@@ -174,6 +241,7 @@ def prior_samples(model: Stylizer, ev: MotionEvaluator, test: list, n: int,
                         ("Gaussian fitted to training codes", "posterior")):
         model.config = dataclasses.replace(model.config, style_prior=prior)
         outs = [model.stylize(c, None, n_samples=n, seed=seed) for c in test]
+        outs = [o if isinstance(o, list) else [o] for o in outs]        # n == 1: one clip
         flat = [o for group in outs for o in group]
         srcs = [c for c in test for _ in range(n)]
         m = ev.stylized(flat, ["all"] * len(flat), srcs, reference=real)
