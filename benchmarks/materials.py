@@ -17,7 +17,6 @@ import argparse
 import math
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -34,25 +33,9 @@ PUBLISHED = {  # Perov-5, CDVAE / DiffCSP papers (as listed in issue 4)
 
 def pyxtal_candidates(comp, n: int, seed: int) -> list:
     """Random symmetric crystals of ``comp`` (PyXtal), random space groups 2-230."""
-    from pyxtal import pyxtal
+    from materials.baselines import random_symmetric_crystals
 
-    rng = np.random.default_rng(seed)
-    out = []
-    species = [el.symbol for el in comp]
-    nums = [int(comp[el]) for el in comp]
-    tries = 0
-    while len(out) < n and tries < 40 * n:
-        tries += 1
-        c = pyxtal()
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                c.from_random(3, int(rng.integers(2, 231)), species, nums)
-            if c.valid:
-                out.append(c.to_pymatgen())
-        except Exception:
-            continue
-    return out + [None] * (n - len(out))
+    return random_symmetric_crystals(comp, n, np.random.default_rng(seed))
 
 
 def substitution_candidates(comp, train, n: int) -> list:

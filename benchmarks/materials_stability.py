@@ -31,27 +31,10 @@ sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).pa
 
 def pyxtal_like(compositions: list, seed: int) -> list:
     """One PyXtal random symmetric crystal per composition (cell counts), random space group."""
-    from pyxtal import pyxtal
+    from materials.baselines import random_symmetric_crystals
 
     rng = np.random.default_rng(seed)
-    out = []
-    for comp in compositions:
-        s = None
-        species = [el.symbol for el in comp]
-        nums = [int(round(comp[el])) for el in comp]
-        for _ in range(40):
-            c = pyxtal()
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    c.from_random(3, int(rng.integers(2, 231)), species, nums)
-                if c.valid:
-                    s = c.to_pymatgen()
-                    break
-            except Exception:
-                continue
-        out.append(s)
-    return out
+    return [random_symmetric_crystals(comp, 1, rng)[0] for comp in compositions]
 
 
 def ion_substitution(train: list, n: int, seed: int, palette: tuple) -> list:

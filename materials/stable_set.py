@@ -26,6 +26,7 @@ from pymatgen.core import Structure
 from common.errors import ConfigError, DataError
 from common.io import atomic_write_json, atomic_write_text
 
+from .baselines import spacegroup_label
 from .stability import DFTHull, ElementalReferences, RelaxConfig, relax_many
 from .stable_prototypes import PALETTE, SEEDS, Decoration, decorate, plan_candidates
 
@@ -55,12 +56,6 @@ class StableSetConfig:
         return RelaxConfig(fmax=self.fmax, steps=self.relax_steps)
 
 
-def _spacegroup(s: Structure) -> str:
-    try:
-        sym, num = s.get_space_group_info(symprec=0.1)
-        return f"{sym} ({num})"
-    except Exception:
-        return ""
 
 
 def score_structures(structures: list[Structure], hull: DFTHull,
@@ -82,7 +77,7 @@ def score_structures(structures: list[Structure], hull: DFTHull,
         eh = hull.e_above_hull_from_formation(s.composition, ef) if ok else float("nan")
         rows.append({"structure": s, "struct_valid": ok, "relax_steps": r["steps"],
                      "energy_per_atom_chgnet": e, "formation_energy_per_atom_proxy": ef,
-                     "e_above_hull_proxy": eh, "spacegroup": _spacegroup(s) if ok else "",
+                     "e_above_hull_proxy": eh, "spacegroup": spacegroup_label(s) if ok else "",
                      "volume_change": s.volume / s0.volume - 1, "error": r["error"] or ""})
     return rows
 

@@ -195,6 +195,7 @@ def evaluate(cfg: MaterialsConfig, run: RunDir) -> None:
     """Validity, uniqueness, novelty, CHGNet relaxation and proxy E_hull; candidates.csv."""
     from common.executor import get_executor
     from materials import metrics as M
+    from materials.baselines import spacegroup_label
     from materials.stability import (
         DFTHull,
         ElementalReferences,
@@ -240,7 +241,7 @@ def evaluate(cfg: MaterialsConfig, run: RunDir) -> None:
         table.append({
             "id": i, "mode": r["mode"], "target": r["target"],
             "formula": "" if s is None else s.composition.reduced_formula,
-            "spacegroup": "" if final is None else _spacegroup(final),
+            "spacegroup": "" if final is None else spacegroup_label(final),
             "n_atoms": 0 if s is None else len(s), "decoded": s is not None,
             "struct_valid": val["struct_valid"][i], "comp_valid": val["comp_valid"][i],
             "valid": val["valid"][i], "unique": uniq.get(i, False), "novel": nov.get(i, False),
@@ -290,12 +291,6 @@ def _rates(table: list[dict[str, Any]]) -> dict[str, Any]:
         "n": len(table)}
 
 
-def _spacegroup(s: Any) -> str:
-    try:
-        sym, num = s.get_space_group_info(symprec=0.1)
-        return f"{sym} ({num})"
-    except Exception:
-        return ""
 
 
 def _write_csv(run: RunDir, table: list[dict[str, Any]]) -> None:
