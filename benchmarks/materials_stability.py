@@ -186,7 +186,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--set", required=True, help="folder of a built proxy-stable set")
     ap.add_argument("--hull", default="../shared/data/materials/mp20_hull")
-    ap.add_argument("--work", default="/tmp/genpipes_materials_stability")
+    ap.add_argument("--work", default="runs/bench/materials_stability")
     ap.add_argument("--steps", type=int, default=500)
     ap.add_argument("--channels", type=int, default=16)
     ap.add_argument("--n", type=int, default=50)

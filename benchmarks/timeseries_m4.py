@@ -9,8 +9,8 @@ and of GluonTS DeepAR (same budget, several seeds) on the SAME evaluation series
 DDIM-k, DPM-Solver++(2M)) on one predictor. Rows are appended to ``--out`` as they finish.
 
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/timeseries_m4.py train --seed 0 \
-        --budgets 500,1000,2000,3000 --work /tmp/ts/m4
-    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/timeseries_m4.py eval --work /tmp/ts/m4 ...
+        --budgets 500,1000,2000,3000 --work runs/bench/m4
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/timeseries_m4.py eval --work runs/bench/m4 ...
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ def train(args: argparse.Namespace) -> None:
     ds = load_dataset("m4_hourly", args.root)
     budgets = sorted(int(b) for b in args.budgets.split(","))
     work = Path(args.work) / f"seed{args.seed}"
+    work.mkdir(parents=True, exist_ok=True)
     est = TSDiffEstimator(ds.freq, ds.prediction_length, context_length=312, use_lags=False,
                           dataset_name="m4_hourly", checkpoint_dir=work / "ckpt",
                           trainer=TrainerConfig(max_steps=budgets[-1], accelerator="cpu",
@@ -158,7 +159,7 @@ def main() -> None:
     e.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "timeseries_m4.md"))
     for q in (t, e):
         q.add_argument("--root", default=str(DATA_ROOT))
-        q.add_argument("--work", default="/tmp/genpipes-bench/m4")
+        q.add_argument("--work", default="runs/bench/m4")
     args = p.parse_args()
     torch.set_num_threads(1)
     if args.mode == "train":

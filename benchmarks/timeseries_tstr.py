@@ -7,7 +7,7 @@ train-on-synthetic/test-on-real: ridge (TSDiff's Linear Predictive Score) and Gl
 trained on real windows. Without ``--extras-from`` a TSDiff is trained for ``--train-steps``.
 
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/timeseries_tstr.py --datasets m4_hourly \
-        --extras-from /tmp/m4/seed0/step1000 --train-steps 250
+        --extras-from runs/bench/m4/seed0/step1000 --train-steps 250
 """
 
 from __future__ import annotations
