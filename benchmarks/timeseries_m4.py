@@ -83,20 +83,62 @@ class Cache:
         return self.rows[key]
 
 
+class Store:
+    """Per-series forecast samples of one method (``<work>/fc/<tag>/<i>.npz``: samples and CPU
+    seconds of series ``i``): a 414-series job resumes after an interruption, and any subset's
+    CRPS (another stride, another seed's subset) reuses the series already forecast."""
+
+    def __init__(self, root: Path, tag: str) -> None:
+        self.dir = root / "fc" / tag
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def get(self, idx: list[int], make, group: int = 8) -> tuple[list, float]:
+        """``(samples per series of idx, mean CPU s per series)``; ``make(indices)`` returns
+        ``(samples list, CPU seconds)`` for the missing ones, ``group`` at a time."""
+        import io
+
+        import numpy as np
+
+        from common.io import atomic_write_bytes
+
+        todo = [i for i in idx if not (self.dir / f"{i}.npz").exists()]
+        for lo in range(0, len(todo), group):
+            part = todo[lo:lo + group]
+            samples, cpu = make(part)
+            for i, x in zip(part, samples):
+                buf = io.BytesIO()
+                np.savez(buf, samples=np.asarray(x, dtype=np.float32), cpu=cpu / len(part))
+                atomic_write_bytes(self.dir / f"{i}.npz", buf.getvalue())
+            print(f"{self.dir.name}: {len(todo) - lo - len(part)} series left", flush=True)
+        got = [np.load(self.dir / f"{i}.npz") for i in idx]
+        return [g["samples"] for g in got], float(np.mean([float(g["cpu"]) for g in got]))
+
+
+def forecasts(samples: list, inputs: list, freq: str) -> list:
+    """``SampleForecast``s of stored samples (start: the step after each input's end)."""
+    import pandas as pd
+    from gluonts.model.forecast import SampleForecast
+
+    return [SampleForecast(samples=x, start_date=pd.Period(e["start"], freq=freq)
+                           + len(e["target"]), item_id=e.get("item_id"))
+            for x, e in zip(samples, inputs)]
+
+
 def evaluate_all(args: argparse.Namespace) -> None:
     """Seasonal naive, DeepAR seeds and every requested TSDiff predictor/sampler on the same
-    evaluation series; rewrites ``args.out`` after every job."""
-    from benchmarks.timeseries_common import crps_of, deepar, subset
+    evaluation series (every ``stride``-th); forecasts are stored per series, so jobs resume
+    and subsets reuse them; rewrites ``args.out`` after every job."""
+    from benchmarks.timeseries_common import crps_of, deepar
     from benchmarks.timeseries_results_m4 import write_m4
     from timeseries.estimator import TSDiffPredictor
     from timeseries.evaluation import seasonal_naive, truncate
 
     ds = load_dataset("m4_hourly", args.root)
     P, freq = ds.prediction_length, ds.freq
-    train, test, _ = subset(ds, None, None, args.stride)
-    pre = ""
+    idx = list(range(0, len(ds.train), args.stride))
+    test, pre = [ds.test[i] for i in idx], ""  # one window per M4 series: test[i] is series i
     if args.split == "val":  # validation window: the last P steps of each training series
-        test, pre = train, "val-"
+        test, pre = [ds.train[i] for i in idx], "val-"
     inputs = truncate(test, P)
     full_inputs = truncate(ds.test, P)
     n = len(test)
@@ -105,34 +147,57 @@ def evaluate_all(args: argparse.Namespace) -> None:
     def flush() -> None:
         write_m4(args.out, cache.rows, n, args.stride, len(ds.train))
 
-    cache.get(f"naive/{n}", lambda: {"crps": crps_of(seasonal_naive(inputs, P, freq), test)})
+    cache.get(f"naive/{n}", lambda: {"crps": crps_of(seasonal_naive(inputs, P, freq),
+                                                          test)})
     cache.get(f"naive/{len(ds.test)}", lambda: {
         "crps": crps_of(seasonal_naive(full_inputs, P, freq), ds.test)})
     flush()
+    pos = {i: k for k, i in enumerate(idx)}
 
     def tsdiff(rel: str, sampler: str, k: int, scale: float | None) -> dict:
         pred = TSDiffPredictor.deserialize(Path(args.work) / rel)
-        pred.batch_size = 8
-        t0 = time.process_time()
-        fc = list(pred.predict(inputs, num_samples=args.num_samples, sampler=sampler, steps=k,
-                               scale=scale, progress=False))
+        seed0 = pred.seed
+
+        def make(part: list[int]) -> tuple[list, float]:
+            pred.seed, pred.batch_size = seed0 + part[0], 8  # series i draws from seed0 + i
+            t0 = time.process_time()
+            fc = list(pred.predict([inputs[pos[i]] for i in part], num_samples=args.num_samples,
+                                   sampler=sampler, steps=k, scale=scale, progress=False))
+            return [f.samples for f in fc], time.process_time() - t0
+
+        tag = f"{pre}{rel.replace('/', '-')}-{sampler}{k}-s{scale if scale is not None else 'd'}"
+        samples, s_series = Store(Path(args.work), tag).get(idx, make)
         meta = json.loads((Path(args.work) / rel / "budget.json").read_text())
-        return {"crps": crps_of(fc, test), "s_series": (time.process_time() - t0) / n,
+        return {"crps": crps_of(forecasts(samples, inputs, freq), test), "s_series": s_series,
                 "s_step": meta["cpu_s_per_step"], "steps": meta["steps"]}
 
     def deepar_job(seed: int, steps: int) -> dict:
-        # trained on ALL series (as TSDiff); forecasts of the subset and of all 414 series
-        fc, tt, tp = deepar(freq, P, 312, ds.train, full_inputs, steps, seed, args.num_samples)
-        keep = [k for k, e in enumerate(ds.test) if any(e is t for t in test)]
-        return {"crps": crps_of([fc[k] for k in keep], test), "crps_all": crps_of(fc, ds.test),
-                "s_step": tt / steps, "s_series": tp / len(full_inputs), "steps": steps}
+        # trained on ALL series (as TSDiff); forecasts of all 414 stored, any subset scored
+        store = Store(Path(args.work), f"deepar{seed}-{steps}")
+        every = list(range(len(ds.test)))
+        spent = {}
+
+        def make(part: list[int]) -> tuple[list, float]:
+            fc, tt, tp = deepar(freq, P, 312, ds.train, [full_inputs[i] for i in part], steps,
+                                seed, args.num_samples)
+            spent["train"] = tt
+            return [f.samples for f in fc], tp
+
+        samples_all, s_series = store.get(every, make, group=len(every))
+        meta = store.dir / "train.json"
+        if "train" in spent:
+            atomic_write_text(meta, json.dumps({"cpu_train": spent["train"]}))
+        tt = json.loads(meta.read_text())["cpu_train"] if meta.exists() else float("nan")
+        return {"crps": crps_of(forecasts([samples_all[i] for i in idx], inputs, freq), test),
+                "crps_all": crps_of(forecasts(samples_all, full_inputs, freq), ds.test),
+                "s_step": tt / steps, "s_series": s_series, "steps": steps}
 
     for job in filter(None, args.jobs.split(",")):
         kind, *rest = job.split(":")
         if kind == "deepar":  # deepar:<seed>:<steps>
             cache.get(f"deepar/{rest[0]}/{rest[1]}/{n}",
                       partial(deepar_job, int(rest[0]), int(rest[1])))
-        else:  # <seed<s>/step<b>>:<sampler>:<k>[:<guidance scale, default the paper's 2>]
+        else:  # <seed<s>/step<b>>:<sampler>:<k>[:<guidance scale, default the predictor's>]
             scale = float(rest[2]) if len(rest) > 2 else None
             tag = "" if scale is None else f"/s{scale:g}"
             cache.get(f"{pre}tsdiff/{kind}/{rest[0]}/{rest[1]}{tag}/{n}",

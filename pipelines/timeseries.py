@@ -59,7 +59,7 @@ class TrainConfig:
 class SampleConfig:
     num_samples: int = 100
     guidance: str = "quantile"  # quantile (TSDiff-Q), mse (TSDiff-MS), none
-    scale: float | None = None  # None: the paper's per-dataset scale (else 2)
+    scale: float | None = None  # None: per sampler: DDPM the paper's per-dataset s, DDIM s/8
     sampler: str = "ddpm"  # ddpm (100 steps), ddim or dpmpp_2m (DPM-Solver++(2M); 10 steps)
     steps: int | None = None
     missing_scenario: str = "none"  # none, RM, BM-B, BM-E (half the context hidden)
@@ -201,17 +201,20 @@ def sample(cfg: TimeseriesConfig, run: RunDir) -> None:
     pred = TSDiffPredictor.deserialize(run.checkpoints / "predictor")
     pred.seed, pred.batch_size = s.seed, s.batch_size
     t0 = time.perf_counter()
+    # the sample-stage settings win over those stored at training (sampler, steps, scale)
+    sampler = s.sampler or pred.config.sampler
+    scale = pred.config.scale_for(sampler) if s.scale is None else s.scale
     fc = list(pred.predict(inputs, num_samples=s.num_samples, missing_scenario=s.missing_scenario,
-                           precision=s.precision))
+                           precision=s.precision, sampler=sampler, steps=s.steps, scale=scale,
+                           guidance=s.guidance))
     seconds = time.perf_counter() - t0
     _save_forecasts(run, "tsdiff", fc)
     _save_forecasts(run, "seasonal_naive",
                     seasonal_naive(inputs, meta["prediction_length"], meta["freq"]))
     run.write_metrics({"tsdiff_seconds": round(seconds, 2),
                        "tsdiff_seconds_per_series": round(seconds / max(1, len(inputs)), 3),
-                       "num_samples": s.num_samples, "sampler": pred.config.sampler
-                       if s.sampler is None else s.sampler,
-                       "guidance": s.guidance, "scale": pred.config.scale}, section="sample")
+                       "num_samples": s.num_samples, "sampler": sampler, "steps": s.steps,
+                       "guidance": s.guidance, "scale": scale}, section="sample")
 
 
 def evaluate(cfg: TimeseriesConfig, run: RunDir) -> None:

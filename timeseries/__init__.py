@@ -17,6 +17,7 @@ _EXPORTS = {
     "guided_forecast": "guidance", "refine": "refine", "synthesize": "refine",
     "linear_predictive_score": "refine", "refine_forecasts": "refine",
     "ridge_forecasts": "refine", "TSDiffBackbone": "module", "tstr_deepar": "tstr",
+    "choose_scale": "scale",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -25,7 +25,7 @@ from common.seeds import resolve_device
 from common.training import DiffusionModule, TrainerConfig, make_trainer
 
 from .dataset import check_freq, entry_arrays, validate_entries
-from .guidance import PAPER_SCALES, SAMPLERS, guided_forecast, missing_mask
+from .guidance import PAPER_SCALES, SAMPLERS, default_scale, guided_forecast, missing_mask
 from .module import compile_backbone, tsdiff_denoiser
 from .windows import default_lags, forecast_window, mean_scale, sample_training_windows
 
@@ -51,7 +51,8 @@ class TSDiffConfig:
     beta_start: float = 1e-4
     beta_end: float = 0.1
     guidance: str = "quantile"
-    scale: float = 2.0
+    scale: float = 2.0  # the DDPM guidance scale (the paper's per-dataset s)
+    ode_scale: float | None = None  # DDIM / DPM-Solver++ scale; None: default_scale(...)
     sampler: str = "ddpm"
     sampling_steps: int | None = None
     precision: str = "32"
@@ -60,6 +61,13 @@ class TSDiffConfig:
     @property
     def length(self) -> int:
         return self.context_length + self.prediction_length
+
+    def scale_for(self, sampler: str) -> float:
+        """The guidance scale ``sampler`` uses by default: ``scale`` for DDPM; ``ode_scale``
+        (else ``default_scale``, a measured fraction of ``scale``) for DDIM / DPM-Solver++."""
+        if sampler != "ddpm" and self.ode_scale is not None:
+            return float(self.ode_scale)
+        return default_scale(sampler, self.scale)
 
     def build(self) -> torch.nn.Module:
         """A fresh denoiser; with ``compile`` its backbone runs through ``torch.compile``."""
@@ -103,11 +111,13 @@ class TSDiffEstimator:
         lags: explicit lags (overrides ``use_lags``' frequency defaults).
         dataset_name: picks the paper's guidance scale when ``scale`` is None.
         guidance: "quantile" (TSDiff-Q), "mse" (TSDiff-MS) or "none".
-        scale: guidance scale (TSDiff's per-dataset value for its DDPM sampler, else 2). Few-step
-            DDIM / DPM-Solver++ take the whole guided x0 estimate at each large step and need a
-            smaller one (M4 trained on all series, 1000 steps, DDIM-10: 0.25 chosen on
-            validation windows; at 2 the extreme-quantile samples diverge): pass ``scale`` to
-            ``predict``.
+        scale: guidance scale for every sampler. None (default): per sampler, the paper's
+            per-dataset value for DDPM (else 2) and 1/8 of it for the few-step DDIM /
+            DPM-Solver++, which take the whole guided x0 estimate at each large step (M4 trained
+            on all series, DDIM-10: 0.25 best on validation windows, the paper's 2 diverges;
+            ``guidance.default_scale``). ``timeseries.choose_scale`` picks one on validation
+            windows; ``predict(scale=...)`` overrides.
+        ode_scale: explicit scale for DDIM / DPM-Solver++ only (with ``scale`` None).
         sampler: "ddpm" (100 steps), "ddim" or "dpmpp_2m" (the core's DPM-Solver++(2M); 10
             steps by default for both); ``sampling_steps`` overrides the step count.
         lr, batch_size, num_batches_per_epoch, gradient_clip_val: TSDiff's training settings.
@@ -122,7 +132,8 @@ class TSDiffEstimator:
     def __init__(self, freq: str, prediction_length: int, context_length: int | None = None,
                  use_lags: bool = True, lags: list[int] | None = None,
                  dataset_name: str | None = None, guidance: str = "quantile",
-                 scale: float | None = None, sampler: str = "ddpm",
+                 scale: float | None = None, ode_scale: float | None = None,
+                 sampler: str = "ddpm",
                  sampling_steps: int | None = None, lr: float = 1e-3, batch_size: int = 64,
                  num_batches_per_epoch: int = 128, gradient_clip_val: float = 0.5,
                  trainer: TrainerConfig | None = None, checkpoint_dir: str | Path | None = None,
@@ -135,7 +146,9 @@ class TSDiffEstimator:
         name = pd.tseries.frequencies.to_offset(freq).name.upper()
         context_length = context_length or DEFAULT_CONTEXT.get(name, 10 * prediction_length)
         lags = list(lags) if lags is not None else (default_lags(freq) if use_lags else [])
-        if scale is None:
+        if scale is not None:  # an explicit scale holds for every sampler
+            ode_scale = scale if ode_scale is None else ode_scale
+        else:
             scale = PAPER_SCALES.get(dataset_name or "", 2.0)
         unknown = set(model) - {f.name for f in dataclasses.fields(TSDiffConfig)}
         if unknown:
@@ -143,6 +156,7 @@ class TSDiffEstimator:
         self.config = TSDiffConfig(freq=freq, prediction_length=prediction_length,
                                    context_length=context_length, lags=lags, guidance=guidance,
                                    scale=float(scale), sampler=sampler,
+                                   ode_scale=None if ode_scale is None else float(ode_scale),
                                    sampling_steps=sampling_steps, **model)
         self.lr, self.batch_size = lr, batch_size
         self.num_batches_per_epoch = num_batches_per_epoch
@@ -204,6 +218,7 @@ class TSDiffPredictor(Predictor):
                 ) -> Iterator[SampleForecast]:
         """Self-guided forecasts of the ``prediction_length`` steps after each series' end.
 
+        ``scale`` None: the sampler's default (``TSDiffConfig.scale_for``).
         ``missing_scenario`` ("RM", "BM-B", "BM-E") hides half of each context as in TSDiff's
         missing-value experiments. Forecasts are reproducible: series k uses seed ``seed + k``.
         ``precision="bf16"`` runs the backbone's dense layers under bfloat16 autocast (faster on
@@ -211,8 +226,8 @@ class TSDiffPredictor(Predictor):
         """
         c = self.config
         guidance = guidance or c.guidance
-        scale = c.scale if scale is None else scale
         sampler = sampler or c.sampler
+        scale = c.scale_for(sampler) if scale is None else scale
         steps = steps or c.sampling_steps
         precision = precision or c.precision
         den = self.denoiser.to(self.device)
