@@ -35,6 +35,11 @@ class ModelConfig:
             mean/std over time must match the target label's (a feature-statistics style
             loss; 0 = the paper's objective; 1.0 was best on Bandai-Namco, 5.0 broke the
             content).
+        w_style_rec: StarGAN v2's style reconstruction: the style encoder (frozen in this term)
+            must recover the injected code from a hetero-style output.
+        injection: where the generator injects the style code: ``blocks`` (GenMoStyle: AdaIN in
+            the residual blocks, one linear map each) or ``all`` (AdaIN after every hidden
+            convolution, each with its own two-layer style MLP).
         label_code: how a style label picks its code at inference: ``near`` (the label's
             training code nearest the content's own code), ``bank`` (nearest the label's mean,
             or a seeded random training code), ``encode`` (the content encoded with the target
@@ -68,6 +73,8 @@ class ModelConfig:
     w_style_cls: float = 0.2
     w_content_adv: float = 0.1
     w_feat_stats: float = 1.0
+    w_style_rec: float = 0.0
+    injection: str = "blocks"
     cross_clip_swap: bool = True
     style_label: bool = True
     label_code: str = "near"

@@ -113,11 +113,20 @@ class StyleEncoder(nn.Module):
         return mu, logvar.clamp(-10, 5)
 
 
+def _style_affine(style: int, out: int, mlp: bool) -> nn.Module:
+    """Style code -> AdaIN (gamma - 1, beta): one linear map (``mlp=False``) or a per-layer
+    two-layer MLP (StarGAN v2, Choi et al. 2020, Sec. 2: a style-specific mapping per layer)."""
+    if not mlp:
+        return nn.Linear(style, out)
+    return nn.Sequential(nn.Linear(style, max(style, 64)), nn.LeakyReLU(0.2),
+                         nn.Linear(max(style, 64), out))
+
+
 class _AdaINRes(nn.Module):
-    def __init__(self, ch: int, style: int) -> None:
+    def __init__(self, ch: int, style: int, mlp: bool = False) -> None:
         super().__init__()
         self.c1, self.c2 = _conv(ch, ch), _conv(ch, ch)
-        self.affine = nn.Linear(style, 4 * ch)
+        self.affine = _style_affine(style, 4 * ch, mlp)
         self.act = nn.LeakyReLU(0.2)
 
     def forward(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
@@ -126,24 +135,52 @@ class _AdaINRes(nn.Module):
         return x + adain(self.c2(h), 1 + g2, b2)
 
 
+class _AdaINConv(nn.Module):
+    """A convolution followed by AdaIN from its own style MLP and a LeakyReLU."""
+
+    def __init__(self, cin: int, cout: int, style: int) -> None:
+        super().__init__()
+        self.conv, self.affine = _conv(cin, cout), _style_affine(style, 2 * cout, True)
+        self.act = nn.LeakyReLU(0.2)
+
+    def forward(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        g, b = self.affine(s).chunk(2, dim=-1)
+        return self.act(adain(self.conv(x), 1 + g, b))
+
+
 class Generator(nn.Module):
-    """Content code [B, Cc, T/8] + style code [B, S] -> latent [B, L, T/4] (AdaIN res-blocks)."""
+    """Content code [B, Cc, T/8] + style code [B, S] -> latent [B, L, T/4] (AdaIN res-blocks).
+
+    ``injection="blocks"`` (GenMoStyle): AdaIN inside the residual blocks, one linear map per
+    block; ``"all"``: AdaIN after every hidden convolution (input, residual and upsampling
+    ones), each with its own two-layer style MLP, so no layer can ignore the code.
+    """
 
     def __init__(self, content: int, latent: int, hidden: int = 256, style: int = 64,
-                 depth: int = 2) -> None:
+                 depth: int = 2, injection: str = "blocks") -> None:
         super().__init__()
+        if injection not in ("blocks", "all"):
+            raise ValueError(f"injection={injection!r}; valid: blocks, all")
+        mlp = injection == "all"
         self.inp = _conv(content, hidden)
-        self.blocks = nn.ModuleList([_AdaINRes(hidden, style) for _ in range(depth)])
+        self.inp_style = _AdaINConv(hidden, hidden, style) if mlp else None
+        self.blocks = nn.ModuleList([_AdaINRes(hidden, style, mlp) for _ in range(depth)])
         self.up = nn.Sequential(nn.Upsample(scale_factor=2), _conv(hidden, hidden),
-                                nn.LeakyReLU(0.2))
-        self.post = _AdaINRes(hidden, style)
+                                nn.LeakyReLU(0.2)) if not mlp else nn.Upsample(scale_factor=2)
+        self.up_style = _AdaINConv(hidden, hidden, style) if mlp else None
+        self.post = _AdaINRes(hidden, style, mlp)
         self.out = _conv(hidden, latent)
 
     def forward(self, c: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         h = self.inp(c)
+        if self.inp_style is not None:
+            h = self.inp_style(h, s)
         for blk in self.blocks:
             h = blk(h, s)
-        return self.out(self.post(self.up(h), s))
+        h = self.up(h)
+        if self.up_style is not None:
+            h = self.up_style(h, s)
+        return self.out(self.post(h, s))
 
 
 class GlobalMotionPredictor(nn.Module):

@@ -49,7 +49,8 @@ class Stylizer:
     def __init__(self, config: StylizerConfig | None = None, **overrides: Any) -> None:
         self.config = dataclasses.replace(config or StylizerConfig(), **overrides)
         for name, valid in (("label_code", ("near", "bank", "encode")),
-                            ("style_prior", ("gaussian", "posterior", "diffusion"))):
+                            ("style_prior", ("gaussian", "posterior", "diffusion")),
+                            ("injection", ("blocks", "all"))):
             if getattr(self.config, name) not in valid:
                 raise ConfigError(f"model.{name}={getattr(self.config, name)!r}; valid: "
                                   + ", ".join(valid))
@@ -134,7 +135,8 @@ class Stylizer:
                                 w_kl_label=cfg.w_kl_label, label_dropout=cfg.label_dropout,
                                 w_style_cls=cfg.w_style_cls, w_content_adv=cfg.w_content_adv,
                                 n_styles=len(self.styles), w_feat_stats=cfg.w_feat_stats,
-                                style_stats=self._label_feature_stats(normed, labels))
+                                style_stats=self._label_feature_stats(normed, labels),
+                                w_style_rec=cfg.w_style_rec)
         self._run(stage2, loader, dataclasses.replace(tcfg, max_steps=cfg.stylizer_steps), ckpt,
                   "stylizer")
         for net in self.nets.values():
@@ -172,7 +174,8 @@ class Stylizer:
             "content": ContentEncoder(cfg.latent, cfg.hidden, cfg.content, cfg.depth),
             "style": StyleEncoder(cfg.latent, cfg.hidden, cfg.style,
                                   len(self.styles) if cfg.supervised and cfg.style_label else 0),
-            "generator": Generator(cfg.content, cfg.latent, cfg.hidden, cfg.style, cfg.depth),
+            "generator": Generator(cfg.content, cfg.latent, cfg.hidden, cfg.style, cfg.depth,
+                                   injection=cfg.injection),
         }
 
     @property
@@ -394,7 +397,8 @@ class Stylizer:
     def load(cls, path: str | Path) -> Stylizer:
         """Restore a stylizer written by :meth:`save`."""
         obj = load_checkpoint(path, KIND)
-        self = cls(StylizerConfig(**obj["config"]))
+        # checkpoints written before the ``injection`` option used the GenMoStyle generator
+        self = cls(StylizerConfig(**{"injection": "blocks", **obj["config"]}))
         self.styles = list(obj["styles"])
         t = obj["template"]
         self.template = Clip(names=list(t["names"]), parents=t["parents"].numpy(),

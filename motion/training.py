@@ -16,6 +16,8 @@ otherwise ``M2``) and ``N`` (a window of a random other clip):
 * optionally (``w_style_cls``, supervised) an auxiliary latent style classifier (StarGAN's
   classification loss): trained on real latents, it must recognise M1's style in
   ``G(c(N), s(M1))`` and N's in ``G(c(M1), s(N))``;
+* optionally (``w_style_rec``) StarGAN v2's style reconstruction: re-encoding either output
+  must give back the injected style code (through frozen encoder weights);
 * optionally (``w_feat_stats``, supervised) a feature-statistics term on the same two outputs:
   the decoded features' per-channel temporal mean and standard deviation must match the given
   style's (averaged over that label's training clips), the statistics AdaIN transfers (Huang &
@@ -125,7 +127,7 @@ class StylizerModule(pl.LightningModule):
                  w_kl: float = 1e-2, w_kl_pair: float = 1e-2, w_kl_label: float = 0.0,
                  w_feat: float = 1.0, label_dropout: float = 0.2, w_style_cls: float = 0.0,
                  w_content_adv: float = 0.0, n_styles: int = 0, w_feat_stats: float = 0.0,
-                 style_stats: torch.Tensor | None = None) -> None:
+                 style_stats: torch.Tensor | None = None, w_style_rec: float = 0.0) -> None:
         super().__init__()
         self.ae = ae.requires_grad_(False)
         self.content, self.style, self.generator = content, style, generator
@@ -147,7 +149,7 @@ class StylizerModule(pl.LightningModule):
         self.w = dict(rec=w_rec, swap=w_swap, cycle=w_cycle, kl=w_kl, kl_pair=w_kl_pair,
                       kl_label=w_kl_label, feat=w_feat, style_cls=w_style_cls, critic=1.0,
                       content_adv=w_content_adv, content_critic=1.0,
-                      feat_stats=w_feat_stats)
+                      feat_stats=w_feat_stats, style_rec=w_style_rec)
 
     def _sample(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
         return mu + torch.randn_like(mu) * (0.5 * logvar).exp()
@@ -188,6 +190,18 @@ class StylizerModule(pl.LightningModule):
         mu, sd = y.mean(-1), (y.var(-1, unbiased=False) + 1e-6).sqrt()
         return (mu - target[:, 0]).abs().mean() + (sd - target[:, 1]).abs().mean()
 
+    def _style_rec_term(self, fakes: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        """Style reconstruction (StarGAN v2, Choi et al. 2020, Eq. 2): the style encoder's
+        posterior mean of an output, label withheld, must be the code that was injected.
+
+        The encoder's weights are frozen in this term and the injected code is detached, so only
+        the generator (and the content encoder) learn from it: they must put the code into the
+        output, the encoder cannot satisfy the term by collapsing its codes.
+        """
+        frozen = {k: v.detach() for k, v in self.style.named_parameters()}
+        mu = torch.func.functional_call(self.style, frozen, (fakes, None))[0]
+        return (mu - codes.detach()).abs().mean()
+
     def _content_terms(self, c: torch.Tensor, lab: torch.Tensor) -> dict[str, torch.Tensor]:
         """Style-adversarial content code: a critic learns the style from ``c`` (detached); the
         content encoder pushes the critic's prediction (frozen weights) towards uniform."""
@@ -215,13 +229,17 @@ class StylizerModule(pl.LightningModule):
                "swap": self._rec(self.generator(c1, ss), z1, x1)}
         if len(x1) > 1 or "xn" in batch:
             mun, lvn = self.style(zn, lab_n)
-            m_to_n = self.generator(c1, self._sample(mun, lvn))      # M1 in N's style
+            s_n = self._sample(mun, lvn)
+            m_to_n = self.generator(c1, s_n)                           # M1 in N's style
             n_to_m = self.generator(self.content(zn), s1)              # N in M1's style
             mu_b, lv_b = self.style(n_to_m, lab)
             cyc = self.generator(self.content(m_to_n), self._sample(mu_b, lv_b))
             out["cycle"] = self._rec(cyc, z1, x1)
             if self.critic is not None:
                 out.update(self._style_terms(z1, batch["label"], m_to_n, lab_n_raw, n_to_m))
+            if self.w["style_rec"]:
+                out["style_rec"] = self._style_rec_term(torch.cat([n_to_m, m_to_n]),
+                                                        torch.cat([s1, s_n]))
             if self.style_stats is not None:
                 out["feat_stats"] = 0.5 * (self._stats_term(m_to_n, lab_n_raw)
                                            + self._stats_term(n_to_m, batch["label"]))
@@ -239,7 +257,7 @@ class StylizerModule(pl.LightningModule):
         parts = self.losses(batch)
         loss = sum(self.w[k] * v for k, v in parts.items())
         self.log_dict({k: v for k, v in parts.items() if k in ("rec", "swap", "kl", "style_cls",
-                                                                "feat_stats")},
+                                                                "feat_stats", "style_rec")},
                       prog_bar=True, batch_size=len(batch["x1"]))
         return loss
 

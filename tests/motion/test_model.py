@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from motion.model import (
@@ -73,3 +74,23 @@ def test_paper_sized_model_is_about_19m_parameters():
     st._build()
     total = sum(n_params(m) for m in st.nets.values())
     assert 15e6 < total < 24e6            # GenMoStyle reports ~19 M
+
+
+def test_generator_injection_modes():
+    """``blocks`` keeps the GenMoStyle generator's parameter names (old checkpoints load);
+    ``all`` puts an AdaIN with its own style MLP after every hidden convolution."""
+    legacy = {"inp.weight", "inp.bias", "up.1.weight", "up.1.bias", "out.weight", "out.bias"}
+    for blk in ("blocks.0", "post"):
+        legacy |= {f"{blk}.{n}.{p}" for n in ("c1", "c2", "affine") for p in ("weight", "bias")}
+    assert set(Generator(8, 16, 32, 6, depth=1).state_dict()) == legacy
+    gen = Generator(8, 16, 32, 6, depth=2, injection="all")
+    affines = [m for n, m in gen.named_modules() if n.endswith("affine")]
+    assert len(affines) == 2 + 2 + 1              # input, up-sampling, 2 res-blocks, post
+    assert all(isinstance(a, torch.nn.Sequential) for a in affines)     # per-layer MLPs
+    c, s = torch.randn(3, 8, 5), torch.randn(3, 6, requires_grad=True)
+    out = gen(c, s)
+    assert out.shape == (3, 16, 10)
+    grads = torch.autograd.grad(out.square().sum(), [a[-1].weight for a in affines])
+    assert all(g.abs().sum() > 0 for g in grads)  # every injection point shapes the output
+    with pytest.raises(ValueError, match="blocks, all"):
+        Generator(8, 16, 32, 6, injection="nowhere")

@@ -170,3 +170,25 @@ def test_posterior_prior_matches_the_training_codes(fitted, tmp_path):
     model.config = dataclasses.replace(model.config, style_prior="gaussian")
     std_normal = model.style_code(None, 4000, seed=7).double().numpy()
     assert abs(std_normal.std(0).mean() - 1) < 0.05
+
+
+def test_checkpoint_without_injection_loads_the_genmostyle_generator(tmp_path):
+    """Checkpoints written before the ``injection`` option (round 4) still load."""
+    from common.io import load_checkpoint, save_checkpoint
+    from motion.procedural import skeleton_template
+    from motion.skeleton import SkeletonInfo
+    from motion.stylizer import KIND
+
+    st = Stylizer(StylizerConfig.tiny(injection="blocks"))
+    st.template = skeleton_template()
+    st.info, st.styles = SkeletonInfo.from_clip(st.template), ["a", "b"]
+    st._build()
+    dim = st.nets["ae"].decoder[-1].out_channels
+    st.mean, st.std = np.zeros(dim, np.float32), np.ones(dim, np.float32)
+    obj = load_checkpoint(st.save(tmp_path / "new.pt"), KIND)
+    obj = {k: v for k, v in obj.items() if k not in ("genpipes_format", "kind")}
+    del obj["config"]["injection"]
+    again = Stylizer.load(save_checkpoint(tmp_path / "old.pt", KIND, obj))
+    assert again.config.injection == "blocks"
+    with pytest.raises(ConfigError, match="injection"):
+        Stylizer(StylizerConfig.tiny(injection="everywhere"))

@@ -188,3 +188,32 @@ def test_feature_statistics_term_trains_the_generator_only():
         StylizerModule(MotionAutoencoder(dim, 16, dim), ContentEncoder(dim, 16, 8, 1),
                        StyleEncoder(dim, 16, 4, n_styles=2), Generator(8, dim, 16, 4, 1),
                        w_feat_stats=1.0, n_styles=2)
+
+
+def test_style_reconstruction_term_known_answer_and_routing():
+    """StarGAN v2's style reconstruction: |E(output) - injected code|, label withheld; the
+    encoder is frozen in the term and the target detached, so only the output side learns."""
+    torch.manual_seed(0)
+    dim, lat = 6, 8
+    module = StylizerModule(MotionAutoencoder(dim, 16, lat), ContentEncoder(lat, 16, 8, 1),
+                            StyleEncoder(lat, 16, 4, n_styles=2), Generator(8, lat, 16, 4, 1),
+                            w_style_rec=1.0, n_styles=2)
+    fakes = torch.randn(3, lat, 16, requires_grad=True)
+    with torch.no_grad():
+        mu = module.style(fakes, None)[0]
+    codes = (mu + torch.tensor([0.5, -0.5, 0.25, 0.0])).requires_grad_(True)
+    term = module._style_rec_term(fakes, codes)
+    assert float(term.detach()) == pytest.approx((0.5 + 0.5 + 0.25 + 0.0) / 4, abs=1e-6)
+    assert float(module._style_rec_term(fakes, mu)) == pytest.approx(0.0, abs=1e-7)
+    enc = list(module.style.parameters())
+    grads = torch.autograd.grad(term, enc + [fakes, codes], allow_unused=True)
+    assert all(g is None for g in grads[:len(enc)])
+    assert grads[-2] is not None and grads[-2].abs().sum() > 0 and grads[-1] is None
+    batch = {"x1": torch.randn(4, dim, 32), "x2": torch.randn(4, dim, 32),
+             "xs": torch.randn(4, dim, 32), "xn": torch.randn(4, dim, 32),
+             "label": torch.tensor([0, 1, 0, 1]), "label_n": torch.tensor([1, 0, 1, 0])}
+    parts = module.losses(batch)
+    parts["style_rec"].backward()
+    assert module.generator.out.weight.grad.abs().sum() > 0
+    module.w["style_rec"] = 0.0
+    assert "style_rec" not in module.losses(batch)
