@@ -58,6 +58,11 @@ class GeneratorConfig:
     channels: int = 32
     emb_dim: int = 128
     full_res_attention: bool = False
+    # how a voxel knows its element cell (materials.model): "learned" per-cell embeddings (new
+    # models), "properties" (fixed element-property channels), "both", or "none" (shift-equivariant
+    # pre-round-5 net, which cannot learn per-element frequencies; checkpoints saved before this
+    # setting existed load with "none")
+    cell_position: str = "learned"
     # EDM's sigma_data; None = the std of the encoded training tensor. Most slots are empty (zero),
     # so that std is far below 0.5: with 0.5 an under-trained net (F ~ 0) samples every slot from
     # N(0, 0.5^2), whose mean (cos, sin) radius 0.63 exceeds the 0.5 threshold -> all slots filled.
@@ -183,7 +188,8 @@ class CrystalGenerator:
             self.config.sigma_data = float(np.std(data))
         backbone = UniMatUNet(encoder.slots, self.config.channels, self.config.emb_dim,
                               full_res_attention=self.config.full_res_attention,
-                              slot_channels=encoder.slot_channels)
+                              slot_channels=encoder.slot_channels,
+                              cell_position=self.config.cell_position)
         self.model = Preconditioned(backbone, sigma_data=self.config.sigma_data)
 
     def encode_dataset(self, structures: list[Structure]) -> tuple[np.ndarray, np.ndarray]:
@@ -363,9 +369,19 @@ class CrystalGenerator:
     def load(cls, path: str | Path) -> CrystalGenerator:
         """A generator saved by :meth:`save`."""
         obj = load_checkpoint(path, CHECKPOINT_KIND)
-        gen = cls(GeneratorConfig(**obj["config"]))
-        gen._build(UniMatEncoder.from_dict(obj["encoder"]))
-        gen.model.load_state_dict(obj["state_dict"])
+        # saved before round 5: the backbone had no cell-position information
+        config = {"cell_position": "none", **obj["config"]}
+        unknown = sorted(set(config) - set(GeneratorConfig.__dataclass_fields__))
+        if unknown:
+            raise CheckpointError(f"{path}: saved by a newer genpipes (unknown generator "
+                                  f"settings {unknown}); upgrade genpipes to load it")
+        gen = cls(GeneratorConfig(**config))
+        try:
+            gen._build(UniMatEncoder.from_dict(obj["encoder"]))
+            gen.model.load_state_dict(obj["state_dict"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+            raise CheckpointError(f"{path}: weights do not fit the saved generator settings "
+                                  f"(cell_position={config['cell_position']!r}): {exc}") from None
         gen.model.eval()
         return gen
 

@@ -5,20 +5,53 @@ axis); the six lattice numbers enter as a global token (added to the time embedd
 out from pooled features. Conditioning for crystal structure prediction is channel-concatenated:
 an occupancy channel (1 where the composition puts an atom) and a flag channel (1 when a condition
 is given, 0 for the unconditional model of classifier-free guidance).
+
+Position of the element cells (``cell_position``, round 5): UniMat's grid is a fixed layout, not a
+translation-invariant image, but 3-D convolutions are shift-equivariant and self-attention without
+a positional encoding is permutation-equivariant, so a plain U-Net can tell one element cell from
+another only through zero-padding effects at the grid's edges (it cannot learn per-element
+frequencies). ``"learned"`` adds a learned [C, 9, 18] embedding per cell (broadcast over the slots)
+at the input of the fine level and a [2C, 5, 9] one at the coarse level, like a ViT's learned
+position embedding; ``"properties"`` concatenates fixed per-cell channels (element exists, period,
+group, Pauling electronegativity, Z) to the input; ``"both"`` does both; ``"none"`` is the
+pre-round-5 architecture (old checkpoints).
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .representation import COORD_CHANNELS, GRID_COLS, GRID_ROWS
+from .representation import COORD_CHANNELS, GRID_COLS, GRID_ROWS, cell_element
 
 COND_CHANNELS = 2
+CELL_POSITIONS = ("none", "learned", "properties", "both")
+PROPERTY_CHANNELS = 5
+
+
+def cell_properties() -> torch.Tensor:
+    """Fixed per-cell features [5, 9, 18]: element exists, period/7, group/18, X/4, Z/100.
+
+    Period and group of f-block cells are their element's (La-Lu: period 6, group 3); cells that
+    hold no element, and elements without a Pauling electronegativity, get 0.
+    """
+    out = torch.zeros(PROPERTY_CHANNELS, GRID_ROWS, GRID_COLS)
+    for r in range(GRID_ROWS):
+        for c in range(GRID_COLS):
+            el = cell_element(r, c)
+            if el is None:
+                continue
+            with warnings.catch_warnings():  # noble gases, superheavies: no Pauling X
+                warnings.simplefilter("ignore")
+                x = el.X
+            out[:, r, c] = torch.tensor([1.0, el.row / 7, (el.group or 3) / 18,
+                                         0.0 if x != x else x / 4, el.Z / 100])
+    return out
 
 
 def _groups(ch: int) -> int:
@@ -87,12 +120,18 @@ class UniMatUNet(nn.Module):
         emb_dim: width of the noise/lattice embedding.
         full_res_attention: also attend over the full-resolution grid (the coarse level always
             has attention).
+        cell_position: how a voxel knows its element cell: "learned" (per-cell embeddings at both
+            levels), "properties" (fixed element-property channels), "both", or "none" (the
+            shift-equivariant pre-round-5 net).
     """
 
     def __init__(self, slots: int, channels: int = 32, emb_dim: int = 128, heads: int = 4,
-                 full_res_attention: bool = False, slot_channels: int = COORD_CHANNELS + 1
-                 ) -> None:
+                 full_res_attention: bool = False, slot_channels: int = COORD_CHANNELS + 1,
+                 cell_position: str = "none") -> None:
         super().__init__()
+        if cell_position not in CELL_POSITIONS:
+            raise ValueError(f"cell_position={cell_position!r}; expected one of {CELL_POSITIONS}")
+        self.cell_position = cell_position
         self.slots = slots
         self.grid_shape = (slot_channels, GRID_ROWS, GRID_COLS, slots)
         ch, ch2 = channels, 2 * channels
@@ -100,9 +139,16 @@ class UniMatUNet(nn.Module):
                                      nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         self.lat_embed = nn.Sequential(nn.Linear(6, emb_dim), nn.SiLU(),
                                        nn.Linear(emb_dim, emb_dim))
-        self.inp = nn.Conv3d(slot_channels + COND_CHANNELS, ch, 3, padding=1)
+        n_props = PROPERTY_CHANNELS if cell_position in ("properties", "both") else 0
+        if n_props:
+            self.register_buffer("props", cell_properties(), persistent=False)
+        self.inp = nn.Conv3d(slot_channels + COND_CHANNELS + n_props, ch, 3, padding=1)
         self.down1 = ResBlock3d(ch, ch, emb_dim)
         self.pool = nn.Conv3d(ch, ch2, (3, 3, 1), stride=(2, 2, 1), padding=(1, 1, 0))
+        if cell_position in ("learned", "both"):
+            coarse = ((GRID_ROWS + 1) // 2, (GRID_COLS + 1) // 2)
+            self.cell_emb = nn.Parameter(torch.zeros(ch, GRID_ROWS, GRID_COLS))
+            self.cell_emb2 = nn.Parameter(torch.zeros(ch2, *coarse))
         self.down2 = ResBlock3d(ch2, ch2, emb_dim)
         self.attn_d = Attention3d(ch2, heads)
         self.mid = ResBlock3d(ch2, ch2, emb_dim)
@@ -129,9 +175,18 @@ class UniMatUNet(nn.Module):
             cond = grid.new_zeros(b, COND_CHANNELS, *self.grid_shape[1:])
         cond = cond.to(grid.dtype).expand(b, *cond.shape[1:])
         emb = self.t_embed(c_noise.to(grid.dtype)) + self.lat_embed(lat)
-        h0 = self.inp(torch.cat([grid, cond], dim=1))
+        feats = [grid, cond]
+        if hasattr(self, "props"):
+            feats.append(self.props[None, :, :, :, None].to(grid.dtype).expand(
+                b, -1, -1, -1, self.slots))
+        h0 = self.inp(torch.cat(feats, dim=1))
+        if hasattr(self, "cell_emb"):
+            h0 = h0 + self.cell_emb[None, :, :, :, None]
         h1 = self.down1(h0, emb)
-        h2 = self.attn_d(self.down2(self.pool(h1), emb))
+        p1 = self.pool(h1)
+        if hasattr(self, "cell_emb2"):
+            p1 = p1 + self.cell_emb2[None, :, :, :, None]
+        h2 = self.attn_d(self.down2(p1, emb))
         m = self.attn_m(self.mid(h2, emb))
         u2 = self.attn_u(self.up2(torch.cat([m, h2], 1), emb))
         u1 = F.interpolate(u2, size=h1.shape[2:], mode="nearest")
