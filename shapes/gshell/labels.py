@@ -9,6 +9,8 @@ was not available to us.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -52,7 +54,10 @@ def observe(points: torch.Tensor, views: Views, cameras: list[Camera], margin: f
             see_margin: float | None = None, radius: int = 2,
             maps: tuple[torch.Tensor, torch.Tensor | None] | None = None,
             normals: torch.Tensor | None = None, outside_opens: bool = True,
-            surface: torch.Tensor | None = None, concave_margin: float | None = None
+            surface: torch.Tensor | None = None, concave_margin: float | None = None,
+            see_near: torch.Tensor | None = None,
+            exit_sdf: Callable[[torch.Tensor], torch.Tensor] | None = None,
+            exit_margin: float = 0.0, inside_margin: float | None = None
             ) -> tuple[torch.Tensor, torch.Tensor]:
     """Observation labels of template points for the mSDF regularisers (no gradient).
 
@@ -69,7 +74,18 @@ def observe(points: torch.Tensor, views: Views, cameras: list[Camera], margin: f
     (the point's ray at the observed depth) lies within ``concave_margin`` of the template: an
     opening shows the far side of the template (a garment's back through its neck), whereas a
     concavity (a slot in a box) shows a surface deep inside the template, which the SDF must
-    carve rather than the mSDF open.
+    carve rather than the mSDF open. ``see_near`` (``[N, H, W]``, e.g. ``carving_maps(views,
+    0)[1]``) replaces the depth map of ``maps`` in the see-through test: the default window of
+    ``radius`` pixels takes the nearest depth around the pixel, which on a small opening (a
+    collar a few pixels wide) is the rim in front of it, so the opening is never seen into.
+    With ``exit_sdf`` (the template's SDF at world points), a view sees through a point only
+    when the surface it observes there is the template's far side seen from inside: its pixel
+    is foreground and the SDF ``exit_margin`` behind the observed point (along the ray) is
+    positive. Through a garment's neck a view sees the inside of its back, with empty space
+    behind; through the web that the visual hull leaves between two legs (or across a tunnel)
+    it sees a surface with template volume behind it (Sec. 5.1 reading, ours). With
+    ``inside_margin`` as well, the observed surface must not lie more than that inside the
+    template (there the template is too fat: :func:`concave_free_space` lets the SDF carve).
 
     Returns:
         ``(observed, unsupported)``: bool ``[P]``. ``observed``: observed by at least one view
@@ -100,7 +116,8 @@ def observe(points: torch.Tensor, views: Views, cameras: list[Camera], margin: f
         if views.depths is not None:
             m = views.masks[i].to(p.device)[r, c] > 0.5
             d = views.depths[i].to(p.device, p.dtype)[r, c]
-            gap = near[i].to(p.device, p.dtype)[r, c] - z
+            nd = near if see_near is None else see_near
+            gap = nd[i].to(p.device, p.dtype)[r, c] - z
             facing = torch.ones_like(seen)
             if normals is not None:  # |cos| between the viewing ray and the template normal
                 Rt = torch.as_tensor(cam.R, dtype=p.dtype, device=p.device)
@@ -111,6 +128,9 @@ def observe(points: torch.Tensor, views: Views, cameras: list[Camera], margin: f
                 facing = cos >= GRAZING_COS
             seen |= inside & m & facing & ((z - d).abs() <= margin)
             cand = in_mask & (gap > see_margin)
+            if exit_sdf is not None and bool(cand.any()):
+                cand &= m & (d > 0)
+                _keep_far_side(cand, p, z, d, cam, exit_sdf, exit_margin, inside_margin)
             if tree is not None and bool(cand.any()):
                 _keep_openings(cand, p, z, near[i].to(p.device, p.dtype)[r, c], cam, tree,
                                concave_margin)
@@ -132,6 +152,75 @@ def _keep_openings(cand: torch.Tensor, p: torch.Tensor, z: torch.Tensor, near: t
     q = ((xc - t) @ R).cpu().double().numpy()
     dist, _ = tree.query(q)
     cand[idx[torch.as_tensor(dist, device=p.device) > concave_margin]] = False
+
+
+def _keep_far_side(cand: torch.Tensor, p: torch.Tensor, z: torch.Tensor, depth: torch.Tensor,
+                   cam: Camera, sdf: Callable[[torch.Tensor], torch.Tensor], behind: float,
+                   inside: float | None = None) -> None:
+    """Clear ``cand`` (in place) where the SDF ``behind`` past the observed point (the point's
+    ray at the observed ``depth``) is not positive, or (``inside``) the SDF at the observed point
+    is below ``-inside``: the view sees a surface inside the template (a concavity), not the
+    template's far side (an opening)."""
+    idx = torch.nonzero(cand).reshape(-1)
+    if len(idx) == 0:
+        return
+    R = torch.as_tensor(cam.R, dtype=p.dtype, device=p.device)
+    t = torch.as_tensor(cam.t, dtype=p.dtype, device=p.device)
+    xc = (p[idx] @ R.T + t) * (depth[idx] / z[idx].clamp_min(1e-9))[:, None]
+    drop = torch.zeros(len(idx), dtype=torch.bool, device=p.device)
+    if inside is not None:
+        drop |= sdf((xc - t) @ R) < -inside
+    if behind > 0:
+        xb = xc + behind * xc / xc.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        drop |= sdf((xb - t) @ R) <= 0
+    cand[idx[drop]] = False
+
+
+def concave_free_space(points: torch.Tensor, views: Views, cameras: list[Camera],
+                       sdf: Callable[[torch.Tensor], torch.Tensor], margin: float,
+                       inside: float, near: torch.Tensor | None = None) -> torch.Tensor:
+    """Depth carving of concavities the visual hull leaves (our reading of G-Shell Sec. 5.1).
+
+    A point is free space in view ``i`` when it projects onto a foreground pixel and lies more
+    than ``margin`` in front of the observed depth there (``near``: e.g. the nearest depth
+    within a pixel, ``carving_maps(views, 1)[1]``; default the pixel's own). Such evidence is
+    used only where the surface the pixel observes lies more than ``inside`` within the
+    template (``sdf(q) < -inside``): the template is too fat there (the web between two legs,
+    a tunnel the silhouettes never see through), so the SDF must carve. Through a garment's
+    opening a view observes the garment's far side, which lies on the template: no carving,
+    so a thin shell is never hollowed into a double layer.
+
+    Returns:
+        bool ``[P]``: free space in some view.
+    """
+    p = points.detach()
+    free = torch.zeros(p.shape[0], dtype=torch.bool, device=p.device)
+    if views.depths is None:
+        return free
+    H, W = views.masks.shape[1:]
+    v, u = torch.meshgrid(torch.arange(H, dtype=p.dtype, device=p.device),
+                          torch.arange(W, dtype=p.dtype, device=p.device), indexing="ij")
+    for i, cam in enumerate(cameras):
+        K = torch.as_tensor(cam.K, dtype=p.dtype, device=p.device)
+        R = torch.as_tensor(cam.R, dtype=p.dtype, device=p.device)
+        t = torch.as_tensor(cam.t, dtype=p.dtype, device=p.device)
+        d = views.depths[i].to(p.device, p.dtype)
+        fg = (views.masks[i].to(p.device) > 0.5) & (d > 0)
+        if not bool(fg.any()):
+            continue
+        xy = torch.stack([(u[fg] - K[0, 2]) / K[0, 0], (v[fg] - K[1, 2]) / K[1, 1]], 1)
+        q = (torch.cat([xy, torch.ones_like(xy[:, :1])], 1) * d[fg][:, None] - t) @ R
+        concave = torch.zeros(H, W, dtype=torch.bool, device=p.device)
+        concave[fg] = sdf(q) < -inside
+        if not bool(concave.any()):
+            continue
+        uv, z = _project(p, cam)
+        col, row = uv[:, 0].round().long(), uv[:, 1].round().long()
+        ok = (col >= 0) & (col < W) & (row >= 0) & (row < H) & (z > 0)
+        c, r = col.clamp(0, W - 1), row.clamp(0, H - 1)
+        dn = (d if near is None else near[i].to(p.device, p.dtype))[r, c]
+        free |= ok & concave[r, c] & (z < dn - margin)
+    return free
 
 
 def outside_some_mask(points: torch.Tensor, masks: torch.Tensor, cameras: list[Camera]

@@ -32,6 +32,7 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -43,13 +44,14 @@ from common.errors import ConfigError
 from .extract import extract_gshell
 from .labels import (  # noqa: F401  (re-exported: the label helpers lived here)
     carving_maps,
+    concave_free_space,
     observe,
     outside_some_mask,
     vertex_normals,
     visual_hull_sdf,
 )
 from .render import Camera, Renderer, get_renderer
-from .tetgrid import TetGrid, build_tet_grid, resample_lattice
+from .tetgrid import TetGrid, build_tet_grid, resample_lattice, sample_lattice
 from .views import Views, check_views
 
 MODES = ("gshell", "watertight")
@@ -92,6 +94,15 @@ class ReconstructConfig:
                                   # observes behind it lies within this of the template (else it
                                   # is a concavity inside the template: the SDF, not the mSDF,
                                   # must carve it); 0 = off
+    see_radius: int = 3           # pixels: the see-through test compares with the nearest
+                                  # observed depth within this window (0 = the pixel's own)
+    exit_margin: float = 0.0      # cells; > 0: a view sees through a vertex only if the SDF this
+                                  # far behind the surface it observes is positive (the template's
+                                  # far side, an opening; not a concavity); 0 = off
+    inside_margin: float = 0.0    # cells; > 0: a pixel whose observed surface lies this far inside
+                                  # the template shows a concavity: no "open" evidence through it,
+                                  # and (w_carve) the SDF carves the space in front of it
+    w_carve: float = 0.0          # weight of that depth carving (pushes the SDF positive)
     coarse_resolution: int = 0    # coarse-to-fine: start on this grid (0 = off), then resample
     coarse_fraction: float = 0.5  # SDF / mSDF / deformation to ``resolution`` after this fraction
     renderer: str = "auto"
@@ -193,6 +204,9 @@ def optimise(views: Views, cameras: list[Camera], cfg: ReconstructConfig | None 
     tgt = {k: getattr(views, k).to(device) if getattr(views, k) is not None else None
            for k in ("masks", "depths", "normals", "colors")}
     maps = carving_maps(views, cfg.open_radius)
+    near1 = carving_maps(views, 1)[1] if cfg.w_carve > 0 else None
+    see_near = None if cfg.see_radius == cfg.open_radius else carving_maps(views,
+                                                                             cfg.see_radius)[1]
     history: list[float] = []
     t0 = time.perf_counter()
     bar = tqdm(range(cfg.iterations), desc=f"G-Shell ({cfg.mode})", disable=not cfg.progress)
@@ -223,6 +237,16 @@ def optimise(views: Views, cameras: list[Camera], cfg: ReconstructConfig | None 
         shell = extract_gshell(grid, sdf, msdf, deform, color, cut_grad=cfg.msdf_image_grad)
         loss = cfg.w_sdf_start + (cfg.w_sdf_end - cfg.w_sdf_start) * it / max(cfg.iterations, 1)
         loss = loss * sdf_sign_change_loss(sdf, grid.edges)
+        if cfg.w_carve > 0 and cfg.inside_margin > 0 and tgt["depths"] is not None:
+            inner = sdf.detach() < 0
+            free = torch.zeros_like(inner)
+            free[inner] = concave_free_space(
+                grid.vertices[inner], views, cameras, partial(
+                    sample_lattice, sdf.detach(), grid.resolution, grid.bound),
+                margin, cfg.inside_margin * grid.cell_size, near=near1)
+            if free.any():
+                loss = loss + cfg.w_carve * F.relu(0.5 * grid.cell_size - sdf[free]).mean() / (
+                    grid.cell_size)
         pick = torch.randperm(len(views), generator=gen)[: cfg.views_per_step].tolist()
         for i in pick:
             out = r.render(shell.vertices, shell.faces, cameras[i], shell.vertex_attrs)
@@ -241,11 +265,18 @@ def optimise(views: Views, cameras: list[Camera], cfg: ReconstructConfig | None 
         if msdf is not None and shell.template_msdf is not None and len(shell.template_msdf):
             tmsdf = shell.template_msdf
             tn = vertex_normals(shell.template_vertices, shell.template_faces)
+            use_sdf = cfg.exit_margin > 0 or cfg.inside_margin > 0
+            exit_sdf = partial(sample_lattice, sdf.detach(), grid.resolution,
+                               grid.bound) if use_sdf else None
             seen, unsupported = observe(shell.template_vertices, views, cameras, margin,
                                         cfg.see_margin * grid.cell_size, maps=maps, normals=tn,
                                         outside_opens=cfg.open_outside,
                                         surface=shell.template_vertices,
-                                        concave_margin=cfg.concave_margin * grid.cell_size)
+                                        concave_margin=cfg.concave_margin * grid.cell_size,
+                                        see_near=see_near, exit_sdf=exit_sdf,
+                                        exit_margin=cfg.exit_margin * grid.cell_size,
+                                        inside_margin=cfg.inside_margin * grid.cell_size
+                                        if cfg.inside_margin > 0 else None)
             delta = 0.5 * grid.cell_size
             ramp = min(max((it / max(cfg.iterations, 1) - cfg.open_start) / 0.2, 0.0), 1.0)
             h = grid.cell_size

@@ -142,3 +142,20 @@ def resample_lattice(values: torch.Tensor, resolution: int, new_resolution: int,
         fix = (values[cid] < 0) & ~has_neg[cid]
         y = torch.where(fix, torch.minimum(y, values[cid]), y)
     return y
+
+
+def sample_lattice(values: torch.Tensor, resolution: int, bound: float, points: torch.Tensor
+                   ) -> torch.Tensor:
+    """Trilinear interpolation of per-vertex values ``[V]`` of a ``resolution`` tet grid over
+    ``[-bound, bound]^3`` at world ``points [P, 3]`` (clamped to the grid; the undeformed
+    lattice: the DMTet deformation, under half a cell, is ignored). Returns ``[P]``."""
+    import torch.nn.functional as F
+
+    n = resolution + 1
+    if values.shape[0] != n**3:
+        raise ConfigError(f"{values.shape[0]} values for a {resolution}^3 grid; expected {n**3}")
+    vol = values.detach().reshape(1, 1, n, n, n).float()
+    # lattice index (i, j, k) = (x, y, z); grid_sample wants (W, H, D) = (z, y, x) in [-1, 1]
+    g = (points.detach().to(vol.device) / bound).float()[:, [2, 1, 0]].reshape(1, -1, 1, 1, 3)
+    out = F.grid_sample(vol, g, mode="bilinear", padding_mode="border", align_corners=True)
+    return out.reshape(-1).to(points.dtype)
