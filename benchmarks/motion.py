@@ -57,6 +57,7 @@ def main() -> None:
     p.add_argument("--w-content-adv", type=float, default=d.w_content_adv)
     p.add_argument("--w-feat-stats", type=float, default=d.w_feat_stats)
     p.add_argument("--w-style-rec", type=float, default=d.w_style_rec)
+    p.add_argument("--w-rot6d", type=float, default=d.w_rot6d)
     p.add_argument("--injection", default=d.injection, choices=["blocks", "all"])
     p.add_argument("--same-clip-swap", action="store_true",
                    help="round-2 pairing: swap partner from the same clip")
@@ -84,6 +85,7 @@ def main() -> None:
                          w_kl_label=args.w_kl_label, w_style_cls=args.w_style_cls,
                          w_content_adv=args.w_content_adv, w_feat_stats=args.w_feat_stats,
                          w_style_rec=args.w_style_rec, injection=args.injection,
+                         w_rot6d=args.w_rot6d,
                          cross_clip_swap=not args.same_clip_swap, label_code=args.label_code)
     trainer = TrainerConfig(ema_decay=None, enable_progress_bar=False, seed=args.seed,
                             gradient_clip_val=args.grad_clip)
@@ -137,7 +139,7 @@ def main() -> None:
         f"{'the same clip' if args.same_clip_swap else 'another clip of the same label'}, "
         f"w_kl {cfg.w_kl:g}, w_kl_label {cfg.w_kl_label:g}, w_style_cls {cfg.w_style_cls:g}, "
         f"w_content_adv {cfg.w_content_adv:g}, w_feat_stats {cfg.w_feat_stats:g}, "
-        f"w_style_rec {cfg.w_style_rec:g}, injection {cfg.injection}; "
+        f"w_style_rec {cfg.w_style_rec:g}, w_rot6d {cfg.w_rot6d:g}, injection {cfg.injection}; "
         f"label code: {cfg.label_code}), "
         f"classifiers {args.classifier_steps} steps. Train: {len(train)} clips of take 001; "
         f"held-out: {len(test)} clips of take 002 ({sorted({c.meta['content'] for c in test})}),"

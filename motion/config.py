@@ -37,6 +37,8 @@ class ModelConfig:
             content).
         w_style_rec: StarGAN v2's style reconstruction: the style encoder (frozen in this term)
             must recover the injected code from a hetero-style output.
+        w_rot6d: the hetero-style outputs' decoded 6-D rotations must have orthonormal columns
+            (Zhou et al. 2019); keeps unseen content/style pairs on the rotation manifold.
         injection: where the generator injects the style code: ``blocks`` (GenMoStyle: AdaIN in
             the residual blocks, one linear map each) or ``all`` (AdaIN after every hidden
             convolution, each with its own two-layer style MLP).
@@ -74,6 +76,7 @@ class ModelConfig:
     w_content_adv: float = 0.1
     w_feat_stats: float = 1.0
     w_style_rec: float = 0.0
+    w_rot6d: float = 0.0
     injection: str = "blocks"
     cross_clip_swap: bool = True
     style_label: bool = True

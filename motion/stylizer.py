@@ -136,7 +136,8 @@ class Stylizer:
                                 w_style_cls=cfg.w_style_cls, w_content_adv=cfg.w_content_adv,
                                 n_styles=len(self.styles), w_feat_stats=cfg.w_feat_stats,
                                 style_stats=self._label_feature_stats(normed, labels),
-                                w_style_rec=cfg.w_style_rec)
+                                w_style_rec=cfg.w_style_rec, w_rot6d=cfg.w_rot6d,
+                                **self._rot6d_channels())
         self._run(stage2, loader, dataclasses.replace(tcfg, max_steps=cfg.stylizer_steps), ckpt,
                   "stylizer")
         for net in self.nets.values():
@@ -154,6 +155,12 @@ class Stylizer:
                 out[k, 0] = np.mean([f.mean(0) for f in fs], 0)
                 out[k, 1] = np.mean([f.std(0) for f in fs], 0)
         return out
+
+    def _rot6d_channels(self) -> dict[str, Any]:
+        """Bounds and (mean, std) of the 6-D rotation feature channels (the rotation term)."""
+        sl = FeatureLayout(len(self.template.names)).slice("rot6d")
+        return {"rot6d": (sl.start, sl.stop),
+                "rot6d_norm": np.stack([self.mean[sl], self.std[sl]]).astype(np.float32)}
 
     def _run(self, module: Any, loader: Any, tcfg: TrainerConfig, ckpt: Path | None,
              stage: str) -> None:

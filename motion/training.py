@@ -18,6 +18,9 @@ otherwise ``M2``) and ``N`` (a window of a random other clip):
   ``G(c(N), s(M1))`` and N's in ``G(c(M1), s(N))``;
 * optionally (``w_style_rec``) StarGAN v2's style reconstruction: re-encoding either output
   must give back the injected style code (through frozen encoder weights);
+* optionally (``w_rot6d``) a rotation-validity term on the same outputs: their decoded 6-D
+  rotations must stay orthonormal (unsupervised hetero-style latents otherwise decode to
+  near-parallel columns, i.e. arbitrary rotations after Gram-Schmidt);
 * optionally (``w_feat_stats``, supervised) a feature-statistics term on the same two outputs:
   the decoded features' per-channel temporal mean and standard deviation must match the given
   style's (averaged over that label's training clips), the statistics AdaIN transfers (Huang &
@@ -127,7 +130,9 @@ class StylizerModule(pl.LightningModule):
                  w_kl: float = 1e-2, w_kl_pair: float = 1e-2, w_kl_label: float = 0.0,
                  w_feat: float = 1.0, label_dropout: float = 0.2, w_style_cls: float = 0.0,
                  w_content_adv: float = 0.0, n_styles: int = 0, w_feat_stats: float = 0.0,
-                 style_stats: torch.Tensor | None = None, w_style_rec: float = 0.0) -> None:
+                 style_stats: torch.Tensor | None = None, w_style_rec: float = 0.0,
+                 w_rot6d: float = 0.0, rot6d: tuple[int, int] | None = None,
+                 rot6d_norm: torch.Tensor | None = None) -> None:
         super().__init__()
         self.ae = ae.requires_grad_(False)
         self.content, self.style, self.generator = content, style, generator
@@ -149,7 +154,13 @@ class StylizerModule(pl.LightningModule):
         self.w = dict(rec=w_rec, swap=w_swap, cycle=w_cycle, kl=w_kl, kl_pair=w_kl_pair,
                       kl_label=w_kl_label, feat=w_feat, style_cls=w_style_cls, critic=1.0,
                       content_adv=w_content_adv, content_critic=1.0,
-                      feat_stats=w_feat_stats, style_rec=w_style_rec)
+                      feat_stats=w_feat_stats, style_rec=w_style_rec, rot6d=w_rot6d)
+        if w_rot6d and (rot6d is None or rot6d_norm is None):
+            raise ValueError("w_rot6d needs rot6d (channel bounds) and rot6d_norm [2, C]")
+        # (mean, std) of the 6-D rotation channels, to read decoded outputs in radians' units
+        self.rot6d = rot6d if w_rot6d else None
+        self.register_buffer("rot6d_norm", torch.as_tensor(rot6d_norm, dtype=torch.float32)
+                             if w_rot6d else None)
 
     def _sample(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
         return mu + torch.randn_like(mu) * (0.5 * logvar).exp()
@@ -202,6 +213,18 @@ class StylizerModule(pl.LightningModule):
         mu = torch.func.functional_call(self.style, frozen, (fakes, None))[0]
         return (mu - codes.detach()).abs().mean()
 
+    def _rot6d_term(self, z_hat: torch.Tensor) -> torch.Tensor:
+        """Distance of the decoded 6-D rotations from the rotation manifold (Zhou et al. 2019,
+        Sec. 4: the two columns of a rotation matrix are orthonormal): mean over joints and
+        frames of ``| |a| - 1 | + | |b| - 1 | + |a . b|``."""
+        a, b = self.rot6d
+        y = self.ae.decode(z_hat)[:, a:b]
+        y = y * self.rot6d_norm[1][:, None] + self.rot6d_norm[0][:, None]
+        r = y.reshape(y.shape[0], -1, 3, 2, y.shape[-1])               # [B, J, 3, 2, T]
+        c1, c2 = r[:, :, :, 0], r[:, :, :, 1]
+        return ((c1.norm(dim=2) - 1).abs() + (c2.norm(dim=2) - 1).abs()
+                + (c1 * c2).sum(2).abs()).mean()
+
     def _content_terms(self, c: torch.Tensor, lab: torch.Tensor) -> dict[str, torch.Tensor]:
         """Style-adversarial content code: a critic learns the style from ``c`` (detached); the
         content encoder pushes the critic's prediction (frozen weights) towards uniform."""
@@ -240,6 +263,8 @@ class StylizerModule(pl.LightningModule):
             if self.w["style_rec"]:
                 out["style_rec"] = self._style_rec_term(torch.cat([n_to_m, m_to_n]),
                                                         torch.cat([s1, s_n]))
+            if self.rot6d is not None:
+                out["rot6d"] = self._rot6d_term(torch.cat([n_to_m, m_to_n]))
             if self.style_stats is not None:
                 out["feat_stats"] = 0.5 * (self._stats_term(m_to_n, lab_n_raw)
                                            + self._stats_term(n_to_m, batch["label"]))
@@ -257,7 +282,8 @@ class StylizerModule(pl.LightningModule):
         parts = self.losses(batch)
         loss = sum(self.w[k] * v for k, v in parts.items())
         self.log_dict({k: v for k, v in parts.items() if k in ("rec", "swap", "kl", "style_cls",
-                                                                "feat_stats", "style_rec")},
+                                                                "feat_stats", "style_rec",
+                                                                "rot6d")},
                       prog_bar=True, batch_size=len(batch["x1"]))
         return loss
 

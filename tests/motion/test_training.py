@@ -217,3 +217,28 @@ def test_style_reconstruction_term_known_answer_and_routing():
     assert module.generator.out.weight.grad.abs().sum() > 0
     module.w["style_rec"] = 0.0
     assert "style_rec" not in module.losses(batch)
+
+
+def test_rotation_validity_term_known_answer():
+    """0 on exact rotations; | |a| - 1 | + | |b| - 1 | + |a . b| per joint and frame otherwise."""
+    j, t = 2, 8
+    dim = 6 * j
+    mean, std = torch.full((dim,), 0.5), torch.full((dim,), 2.0)
+    module = StylizerModule(_IdentityAE(dim, 16, dim), ContentEncoder(dim, 16, 8, 1),
+                            StyleEncoder(dim, 16, 4), Generator(8, dim, 16, 4, 1),
+                            supervised=False, w_rot6d=1.0, rot6d=(0, dim),
+                            rot6d_norm=torch.stack([mean, std]))
+
+    def normalised(rot6: torch.Tensor) -> torch.Tensor:        # [J, 3, 2] -> [1, D, T]
+        return ((rot6.reshape(-1) - mean) / std)[None, :, None].expand(1, dim, t)
+
+    eye = torch.eye(3)[:, :2]
+    exact = torch.stack([eye, torch.tensor([[0.0, -1.0], [1.0, 0.0], [0.0, 0.0]])])
+    assert float(module._rot6d_term(normalised(exact))) == pytest.approx(0.0, abs=1e-6)
+    bad = exact.clone()
+    bad[0, :, 0] *= 2.0                                        # joint 0: |a| = 2
+    bad[1, :, 1] = torch.tensor([0.6, 0.8, 0.0])               # joint 1: a . b = 0.8, |b| = 1
+    assert float(module._rot6d_term(normalised(bad))) == pytest.approx((1.0 + 0.8) / 2, abs=1e-5)
+    with pytest.raises(ValueError, match="rot6d"):
+        StylizerModule(_IdentityAE(dim, 16, dim), ContentEncoder(dim, 16, 8, 1),
+                       StyleEncoder(dim, 16, 4), Generator(8, dim, 16, 4, 1), w_rot6d=1.0)
