@@ -129,8 +129,30 @@ def method_rows(methods: dict[str, list]) -> list[str]:
             for name, vals in methods.items()]
 
 
+INITS = {"zero": "mean latent (no diffusion)",
+         "oracle": "encoding of the TRUE SDF (oracle init)"}
+
+
+def init_and_fit(model, mesh, pts: np.ndarray, init: str, steps: int, prior: float, udf: float):
+    """Fit a latent to the points through the frozen decoder (``refine.refine_latents``) from a
+    start other than a diffusion sample: ``zero`` (the mean latent: the decoder alone as the
+    prior) or ``oracle`` (the encoder's latent of the mesh's true SDF: an upper bound that
+    separates the decoder's coverage from the sampler's start)."""
+    import torch
+
+    from shapes.model import normalize_points, resample_points
+    from shapes.refine import refine_latents
+
+    c = model.config
+    cloud = resample_points(normalize_points(pts, c.padding), c.n_points, 0)
+    z0 = model.encode(mesh)[None] if init == "oracle" else \
+        torch.zeros((1, c.latent_channels) + (c.latent_size,) * 3)
+    return refine_latents(model, z0, torch.from_numpy(cloud).float()[None], steps,
+                          prior_weight=prior, udf_weight=udf)[0]
+
+
 def reconstruction_rows(data: Path, n_points: int, res: int, model_path: str | None,
-                        refine: list[tuple[int, float, float]]) -> tuple[list[str], float]:
+                        refine: list[tuple[int, float, float, str]]) -> tuple[list[str], float]:
     from shapes.mesh_io import load_mesh, normalize_to_unit_cube
     from shapes.metrics import sample_surface
     from shapes.sdf import SDFConfig, mesh_to_sdf
@@ -150,12 +172,18 @@ def reconstruction_rows(data: Path, n_points: int, res: int, model_path: str | N
         ref = sample_surface(mesh, 5000, 1)[0]
         cands = poisson_baselines(pts, nrm)
         if model is not None and model.config.condition == "points":
-            for steps, prior, udf in refine:
+            for steps, prior, udf, init in refine:
                 c = model.config
                 c.refine_steps, c.refine_prior, c.refine_udf = steps, prior, udf
-                z = model.sample_latents(1, pts, 0, progress=False)
-                cands[f"ours (WaLa, point cond., {steps} refinement steps, prior {prior:g}"
-                      f"{f', unsigned-distance term {udf:g}' if udf else ''})"] = model.decode(z)
+                udf_text = f", unsigned-distance term {udf:g}" if udf else ""
+                if init == "sample":
+                    z = model.sample_latents(1, pts, 0, progress=False)
+                    cands[f"ours (WaLa, point cond., {steps} refinement steps, prior {prior:g}"
+                          f"{udf_text})"] = model.decode(z)
+                else:
+                    cands[f"decoder-only fit from the {INITS[init]}, {steps} steps, prior "
+                          f"{prior:g}{udf_text}"] = model.decode(
+                              init_and_fit(model, mesh, pts, init, steps, prior, udf))
         score_candidates(cands, gt_sdf, ref, res, methods)
     return method_rows(methods), float(np.mean(secs))
 
@@ -269,8 +297,10 @@ def main() -> None:
     p.add_argument("--ae-model", nargs="*", default=[],
                    help="more ShapeModel checkpoints for the real-mesh autoencoder rows")
     p.add_argument("--refine", nargs="*", default=["60:0.01"],
-                   help="STEPS:PRIOR[:UDF] test-time refinement settings for the real point "
-                   "clouds (UDF: weight of the unsigned-distance term)")
+                   help="STEPS:PRIOR[:UDF[:START]] test-time refinement settings for the real "
+                   "point clouds (UDF: weight of the unsigned-distance term; START: sample "
+                   "(a point-conditioned diffusion sample, default), zero (the mean latent) or "
+                   "oracle (the encoding of the true SDF))")
     p.add_argument("--skip-recon", action="store_true", help="no real point cloud -> mesh rows")
     p.add_argument("--skip-synthetic", action="store_true",
                    help="with --run: no held-out synthetic point cloud -> mesh rows")
@@ -311,8 +341,11 @@ def main() -> None:
         import open3d  # noqa: F401
     except ImportError:
         lines.append("| Poisson | Open3D not installed: `pip install open3d` | | |")
-    refine = [(int(v[0]), float(v[1]), float(v[2]) if len(v) > 2 else 0.0)
-              for v in (r.split(":") for r in args.refine)]
+    refine = [(int(v[0]), float(v[1]), float(v[2]) if len(v) > 2 and v[2] else 0.0,
+               v[3] if len(v) > 3 else "sample") for v in (r.split(":") for r in args.refine)]
+    bad = [r[3] for r in refine if r[3] != "sample" and r[3] not in INITS]
+    if bad:
+        p.error(f"--refine: unknown start {bad}; use sample, zero or oracle")
     if not args.skip_recon:
         rows, secs = reconstruction_rows(data, args.points, args.res[0], args.model, refine)
         lines += rows

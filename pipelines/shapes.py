@@ -67,6 +67,10 @@ class ExportConfig:
     formats: list[str] = field(default_factory=lambda: ["obj", "glb"])  # any of obj ply stl glb
     previews: int = 8  # shapes per preview grid
     mesh_previews: bool = True  # also a <name>.png (four views) next to every exported mesh
+    # meshes/<group>/ holds the cleaned meshes (model.min_component_fraction: components below
+    # that share of the surface area dropped); raw=True also writes the marching cubes output
+    # as it came to meshes/<group>_raw/ (samples/<group>/*.ply always keeps it)
+    raw: bool = True
 
 
 @dataclass
@@ -238,20 +242,16 @@ def evaluate(cfg: ShapesConfig, run: RunDir) -> None:
     refs = {p.stem: _load(p)
             for p in sorted((run.path / "data" / "holdout_meshes").glob("*.ply"))}
     gen_files = sorted((run.samples / "unconditional").glob("*.ply"))
-    gens = [_load(p) for p in gen_files]
     if not gen_files:
         raise DataError("no samples; run `genpipes shapes sample` first", file=run.samples)
+    raw = [_load(p) for p in gen_files]
     ref_pts = [_surface(m, e.n_points, i) for i, m in enumerate(refs.values())]
-    gen_pts = [_surface(m, e.n_points, i) for i, m in enumerate(gens)]
-    valid = [p for p in gen_pts if p is not None]
-    out: dict[str, Any] = {"n_generated": len(gens), "n_empty": len(gens) - len(valid),
-                           "watertight_fraction": float(np.mean([g.is_watertight for g in gens])),
-                           "n_reference": len(ref_pts), "chamfer": "L2 (squared), sum of means"}
-    if valid:
-        out.update({"mmd_cd": M.mmd_cd(valid, ref_pts), "cov_cd": M.cov_cd(valid, ref_pts),
-                    "1nna_cd": M.one_nna(valid, ref_pts)})
-    run.write_metrics(out, section="generation")
-    run.write_metrics(_baseline_metrics(cfg, run, ref_pts, len(gens)),
+    frac = cfg.model.min_component_fraction
+    out = _generation_metrics([_clean(m, frac) for m in raw], ref_pts, e.n_points)
+    run.write_metrics({**out, "min_component_fraction": frac}, section="generation")
+    if frac > 0:  # the same samples before the clean-up (what `export.raw` also writes)
+        run.write_metrics(_generation_metrics(raw, ref_pts, e.n_points), section="generation_raw")
+    run.write_metrics(_baseline_metrics(cfg, run, ref_pts, len(raw)),
                       section="generation_baselines")
     run.write_metrics(_codec_metrics(run), section="holdout_codec")
     cond_dir = run.samples / "conditional"
@@ -260,7 +260,7 @@ def evaluate(cfg: ShapesConfig, run: RunDir) -> None:
         hold = _load_npz(run.path / "data" / "holdout.npz", "prepare")
         rows = []
         for i, name in enumerate(Path(str(n)).stem for n in hold["names"]):
-            pred = _load(cond_dir / f"{name}.ply")
+            pred = _clean(_load(cond_dir / f"{name}.ply"), frac)
             row = {"name": name, "iou": M.volumetric_iou(grids[i] < 0, hold["sdf"][i] < 0)}
             p = _surface(pred, e.n_points, 0)
             if p is not None:
@@ -276,6 +276,30 @@ def evaluate(cfg: ShapesConfig, run: RunDir) -> None:
         summary["f_score_threshold"] = e.fscore_threshold
         summary["chamfer"] = "L1, sum of the two directional means, unit-cube units"
         run.write_metrics(summary, section="point_cloud_reconstruction")
+
+
+def _clean(mesh: Any, frac: float) -> Any:
+    from shapes.cleanup import remove_small_components
+
+    return mesh if frac <= 0 or len(mesh.faces) == 0 else remove_small_components(mesh, frac)[0]
+
+
+def _generation_metrics(gens: list, ref_pts: list, n_points: int) -> dict[str, Any]:
+    """PointFlow's MMD-CD / COV-CD / 1-NNA of ``gens`` against the references, and counts."""
+    from shapes import metrics as M
+    from shapes.cleanup import component_labels
+
+    gen_pts = [_surface(m, n_points, i) for i, m in enumerate(gens)]
+    valid = [p for p in gen_pts if p is not None]
+    multi = [len(np.unique(component_labels(g))) > 1 for g in gens if len(g.faces)]
+    out: dict[str, Any] = {"n_generated": len(gens), "n_empty": len(gens) - len(valid),
+                           "watertight_fraction": float(np.mean([g.is_watertight for g in gens])),
+                           "multi_component_fraction": float(np.mean(multi)) if multi else 0.0,
+                           "n_reference": len(ref_pts), "chamfer": "L2 (squared), sum of means"}
+    if valid:
+        out.update({"mmd_cd": M.mmd_cd(valid, ref_pts), "cov_cd": M.cov_cd(valid, ref_pts),
+                    "1nna_cd": M.one_nna(valid, ref_pts)})
+    return out
 
 
 def _baseline_metrics(cfg: ShapesConfig, run: RunDir, ref_pts: list, n: int) -> dict[str, Any]:
@@ -338,15 +362,20 @@ def export(cfg: ShapesConfig, run: RunDir) -> None:
                           f"{', '.join(x[1:] for x in EXPORT_FORMATS)}")
     out_dir = run.path / "meshes"
     images = []
+    frac = cfg.model.min_component_fraction
     for group in ("unconditional", "conditional"):
         files = sorted((run.samples / group).glob("*.ply"))
         if not files:
             continue
-        meshes = [_load(p) for p in files]
-        for p, m in zip(files, meshes):
+        raw = [_load(p) for p in files]
+        meshes = [_clean(m, frac) for m in raw]
+        for p, m, r in zip(files, meshes, raw):
             if len(m.faces):
                 for fmt in cfg.export.formats:
                     export_mesh(m, out_dir / group / f"{p.stem}.{fmt.lower()}", overwrite=True)
+                    if cfg.export.raw and frac > 0:
+                        export_mesh(r, out_dir / f"{group}_raw" / f"{p.stem}.{fmt.lower()}",
+                                    overwrite=True)
                 if cfg.export.mesh_previews:
                     render_preview(m, out_dir / group / f"{p.stem}.png", titles=[p.stem],
                                    max_faces=4000, size=1.6)
@@ -373,8 +402,8 @@ def export(cfg: ShapesConfig, run: RunDir) -> None:
     text += [f"- repaired `{name}`: {'; '.join(what)}"
              for name, what in sorted(info["repairs"].items())]
     text += ["", "| section | metric | value |", "|---|---|---|"]
-    for section in ("generation", "generation_baselines", "point_cloud_reconstruction",
-                    "holdout_codec", "sampling", "train"):
+    for section in ("generation", "generation_raw", "generation_baselines",
+                    "point_cloud_reconstruction", "holdout_codec", "sampling", "train"):
         for key, val in metrics.get(section, {}).items():
             v = f"{val:.4g}" if isinstance(val, float) else str(val)
             text.append(f"| {section} | {key} | {v} |")

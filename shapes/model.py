@@ -68,6 +68,9 @@ class ShapeModelConfig:
             optimisation towards the points (``refine.refine_latents``; 0 = off) and its prior.
         refine_udf: weight of the refinement's unsigned-distance term (``refine.udf_energy``:
             removes surfaces away from the points; 0 = off).
+        min_component_fraction: ``sample`` drops connected components with less than this
+            fraction of a mesh's surface area (``cleanup.remove_small_components``, MeshLab's
+            "Remove Isolated pieces"; 0 = raw marching cubes output).
     """
 
     resolution: int = 64
@@ -106,6 +109,7 @@ class ShapeModelConfig:
     refine_prior: float = 0.01
     refine_udf: float = 0.0
     decimate_to: int | None = None
+    min_component_fraction: float = 0.02
     extra: dict = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -117,6 +121,9 @@ class ShapeModelConfig:
         if self.latent_size < 2 or self.latent_channels < 1:
             raise ConfigError("latent_size must be >= 2 and latent_channels >= 1")
         get_sampler(self.sampler)
+        if not 0.0 <= self.min_component_fraction < 1.0:
+            raise ConfigError("min_component_fraction must be in [0, 1), got "
+                              f"{self.min_component_fraction}")
 
 
 def normalize_points(points: np.ndarray, padding: float, name: str = "condition") -> np.ndarray:
@@ -378,7 +385,8 @@ class ShapeModel:
                 out.append(z)
         return torch.cat(out)
 
-    def sample(self, n: int, condition: Any = None, seed: int | None = None, **kwargs: Any
+    def sample(self, n: int, condition: Any = None, seed: int | None = None, *,
+               min_component_fraction: float | None = None, **kwargs: Any
                ) -> list[trimesh.Trimesh]:
         """Generate ``n`` meshes (unit-cube coordinates).
 
@@ -387,13 +395,24 @@ class ShapeModel:
             condition: None, an [N, 3] point cloud (any frame; normalised by its bounding box),
                 a list of clouds (one per sample) or a mesh (its surface points).
             seed: sample i uses seed ``seed + i``.
+            min_component_fraction: drop components below this share of the surface area
+                (default: the config's; 0 returns the raw marching cubes meshes).
             **kwargs: ``guidance``, ``num_steps``, ``sampler``, ``batch_size``, ``progress``.
         """
         if not self.fitted:
             raise ConfigError("ShapeModel.sample before fit/load")
+        frac = self.config.min_component_fraction if min_component_fraction is None \
+            else float(min_component_fraction)
         z = self.sample_latents(n, condition, seed, **kwargs)
         dec = self.config.decimate_to
-        return [sdf_to_mesh(s, decimate_to=dec) for s in self.decode_sdf(z)]
+        return [self.clean(sdf_to_mesh(s, decimate_to=dec), frac) for s in self.decode_sdf(z)]
+
+    def clean(self, mesh: trimesh.Trimesh, min_fraction: float | None = None) -> trimesh.Trimesh:
+        """``mesh`` without components below ``min_fraction`` of its area (default: config)."""
+        from .cleanup import remove_small_components
+
+        frac = self.config.min_component_fraction if min_fraction is None else min_fraction
+        return mesh if frac <= 0 else remove_small_components(mesh, frac)[0]
 
     # persistence -----------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:

@@ -42,6 +42,23 @@ def test_fit_then_sample_gives_closed_meshes(fitted):
         assert (counts == 1).mean() < 0.05  # watertight-ish: few boundary edges
 
 
+def test_sample_cleans_small_components_and_keeps_the_raw_output_available(fitted):
+    from shapes.cleanup import component_sizes
+
+    model = fitted[0]
+    assert model.config.min_component_fraction == 0.02  # default on
+    raw = model.sample(3, seed=0, min_component_fraction=0, progress=False)
+    clean = model.sample(3, seed=0, progress=False)  # same latents, then the clean-up
+    for r, c in zip(raw, clean):
+        if len(r.faces):
+            sizes = component_sizes(r)
+            expect = sizes[sizes >= 0.02 * sizes.sum()].sum() if sizes.max() >= 0.02 * \
+                sizes.sum() else sizes.max()
+            assert c.area == pytest.approx(expect, rel=1e-6)
+    with pytest.raises(ConfigError, match="min_component_fraction"):
+        ShapeModel(min_component_fraction=1.0)
+
+
 def test_samples_do_not_depend_on_batch_size(fitted):
     model = fitted[0]
     a = model.sample_latents(3, seed=5, batch_size=3, progress=False)

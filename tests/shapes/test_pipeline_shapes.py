@@ -49,6 +49,10 @@ def test_run_end_to_end(tmp_path):
     for suffix in ("obj", "ply", "stl", "glb", "png"):  # every format, and one preview per mesh
         n = len(list(exported.glob(f"*.{suffix}")))
         assert n == 3 - gen["n_empty"]  # every non-empty sample exported (a tiny fit may be empty)
+    raw = metrics["generation_raw"]  # the same samples before the small-component clean-up
+    assert gen["min_component_fraction"] == 0.02 and raw["n_generated"] == 3
+    assert gen["multi_component_fraction"] <= raw["multi_component_fraction"]
+    assert len(list((out / "meshes" / "unconditional_raw").glob("*.glb"))) == 3 - gen["n_empty"]
     for path in exported.glob("*.stl"):  # the written files load back with the same geometry
         assert len(load_mesh(path, allow_flat=True).faces) > 0
     assert (out / "plots" / "unconditional.png").is_file()
