@@ -5,12 +5,15 @@ paper's guidance scale 2), resumable from ``<work>/seed<s>/ckpt/last.ckpt``; the
 each budget are serialized as a gluonts predictor ``<work>/seed<s>/step<b>`` with the CPU
 seconds per training step. ``eval``: CRPS of every saved predictor (DDIM-k), of seasonal naive
 and of GluonTS DeepAR (same budget, several seeds) on the SAME evaluation series (every
-``--stride``-th series, the single final 48-step window), and a sampler study (guided DDPM-100,
-DDIM-k, DPM-Solver++(2M)) on one predictor. Rows are appended to ``--out`` as they finish.
+``--stride``-th series, the single final 48-step window; ``--stride 1``: all 414), and a sampler
+study (guided DDPM-100, DDIM-k, DPM-Solver++(2M)) on one predictor. Forecast samples are stored
+per series under ``<work>/fc/`` (an interrupted job resumes; a subset reuses the series already
+forecast); CRPS rows go to ``<work>/results.json`` and the tables to ``--out``.
 
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/timeseries_m4.py train --seed 0 \
         --budgets 500,1000,2000,3000 --work runs/bench/m4
-    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/timeseries_m4.py eval --work runs/bench/m4 ...
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/timeseries_m4.py eval --work runs/bench/m4 \
+        --stride 4 --jobs seed0/step1000:ddim:10:0.25,deepar:0:500
 """
 
 from __future__ import annotations
@@ -221,7 +224,8 @@ def main() -> None:
     e.add_argument("--split", choices=("test", "val"), default="test",
                    help="val: forecast the last 48 steps of each training series instead "
                         "(to choose a guidance scale without the test windows)")
-    e.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "timeseries_m4.md"))
+    e.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "timeseries_m4_auto.md"),
+                   help="auto-generated tables (timeseries_m4.md is the curated summary)")
     for q in (t, e):
         q.add_argument("--root", default=str(DATA_ROOT))
         q.add_argument("--work", default="runs/bench/m4")
