@@ -55,7 +55,7 @@ def component_sizes(mesh: trimesh.Trimesh, measure: str = "area") -> np.ndarray:
     return volume if mesh.is_watertight else area
 
 
-def remove_small_components(mesh: trimesh.Trimesh, min_fraction: float = 0.02,
+def remove_small_components(mesh: trimesh.Trimesh, min_fraction: float = 0.01,
                             measure: str = "area") -> tuple[trimesh.Trimesh, dict[str, Any]]:
     """Drop components below ``min_fraction`` of the total size (MeshLab "Remove Isolated pieces").
 

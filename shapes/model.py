@@ -109,7 +109,7 @@ class ShapeModelConfig:
     refine_prior: float = 0.01
     refine_udf: float = 0.0
     decimate_to: int | None = None
-    min_component_fraction: float = 0.02
+    min_component_fraction: float = 0.01
     extra: dict = field(default_factory=dict)
 
     def validate(self) -> None:

@@ -46,13 +46,13 @@ def test_sample_cleans_small_components_and_keeps_the_raw_output_available(fitte
     from shapes.cleanup import component_sizes
 
     model = fitted[0]
-    assert model.config.min_component_fraction == 0.02  # default on
+    assert model.config.min_component_fraction == 0.01  # default on
     raw = model.sample(3, seed=0, min_component_fraction=0, progress=False)
     clean = model.sample(3, seed=0, progress=False)  # same latents, then the clean-up
     for r, c in zip(raw, clean):
         if len(r.faces):
             sizes = component_sizes(r)
-            expect = sizes[sizes >= 0.02 * sizes.sum()].sum() if sizes.max() >= 0.02 * \
+            expect = sizes[sizes >= 0.01 * sizes.sum()].sum() if sizes.max() >= 0.01 * \
                 sizes.sum() else sizes.max()
             assert c.area == pytest.approx(expect, rel=1e-6)
     with pytest.raises(ConfigError, match="min_component_fraction"):

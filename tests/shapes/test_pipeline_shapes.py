@@ -50,7 +50,7 @@ def test_run_end_to_end(tmp_path):
         n = len(list(exported.glob(f"*.{suffix}")))
         assert n == 3 - gen["n_empty"]  # every non-empty sample exported (a tiny fit may be empty)
     raw = metrics["generation_raw"]  # the same samples before the small-component clean-up
-    assert gen["min_component_fraction"] == 0.02 and raw["n_generated"] == 3
+    assert gen["min_component_fraction"] == 0.01 and raw["n_generated"] == 3
     assert gen["multi_component_fraction"] <= raw["multi_component_fraction"]
     assert len(list((out / "meshes" / "unconditional_raw").glob("*.glb"))) == 3 - gen["n_empty"]
     for path in exported.glob("*.stl"):  # the written files load back with the same geometry
