@@ -62,8 +62,13 @@ def parse_overrides(items: list[str]) -> dict:
     return out
 
 
+METHODS = ("G-Shell", "mSDF off (watertight)", "UDF iso=1 cell (double layer)",
+           "UDF iso=0.5 cell (double layer)")
+KEYS = {"gshell": METHODS[0], "watertight": METHODS[1], "udf": METHODS[2], "udf05": METHODS[3]}
+
+
 def run_mesh(rel: str, resolution: int, iters: int, n_views: int, image_size: int,
-             overrides: dict | None = None) -> list[tuple]:
+             overrides: dict | None = None, methods: tuple[str, ...] = METHODS) -> list[tuple]:
     """All four methods on one mesh (same views): rows ``(rel, kind, method, metrics, s)``."""
     torch.set_num_threads(1)
     path = data_root() / rel
@@ -76,8 +81,7 @@ def run_mesh(rel: str, resolution: int, iters: int, n_views: int, image_size: in
     views, cams = render_views(target, n_views, image_size, renderer=renderer)
     cell = 2 * 0.6 / resolution
     rows = []
-    for method in ("G-Shell", "mSDF off (watertight)", "UDF iso=1 cell (double layer)",
-                   "UDF iso=0.5 cell (double layer)"):
+    for method in methods:
         t0 = time.perf_counter()
         if method.startswith("UDF"):
             iso = cell * (0.5 if "0.5" in method else 1.0)
@@ -111,6 +115,8 @@ def main() -> None:
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="ReconstructConfig overrides for both optimised methods, e.g. "
                     "coarse_resolution=24")
+    ap.add_argument("--methods", default="gshell,watertight,udf,udf05",
+                    help="comma list of " + ", ".join(KEYS))
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "gshell.md"))
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -120,7 +126,11 @@ def main() -> None:
     iters = 60 if args.quick else args.iterations
     renderer = get_renderer("auto")
     overrides = parse_overrides(args.set)
-    job = (args.resolution, iters, args.n_views, args.image_size, overrides)
+    bad = sorted(set(args.methods.split(",")) - set(KEYS))
+    if bad:
+        raise SystemExit(f"--methods: unknown {bad}; valid: {', '.join(KEYS)}")
+    methods = tuple(KEYS[k] for k in args.methods.split(","))
+    job = (args.resolution, iters, args.n_views, args.image_size, overrides, methods)
     if args.jobs > 1:
         with ProcessPoolExecutor(args.jobs) as pool:
             rows = [r for rs in pool.map(run_mesh, meshes, *[[a] * len(meshes) for a in job])

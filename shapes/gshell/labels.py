@@ -57,8 +57,8 @@ def observe(points: torch.Tensor, views: Views, cameras: list[Camera], margin: f
             surface: torch.Tensor | None = None, concave_margin: float | None = None,
             see_near: torch.Tensor | None = None,
             exit_sdf: Callable[[torch.Tensor], torch.Tensor] | None = None,
-            exit_margin: float = 0.0, inside_margin: float | None = None
-            ) -> tuple[torch.Tensor, torch.Tensor]:
+            exit_margin: float = 0.0, inside_margin: float | None = None,
+            min_views: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """Observation labels of template points for the mSDF regularisers (no gradient).
 
     A view *observes* a point when the point projects inside the mask and lies on the observed
@@ -86,6 +86,8 @@ def observe(points: torch.Tensor, views: Views, cameras: list[Camera], margin: f
     it sees a surface with template volume behind it (Sec. 5.1 reading, ours). With
     ``inside_margin`` as well, the observed surface must not lie more than that inside the
     template (there the template is too fat: :func:`concave_free_space` lets the SDF carve).
+    ``min_views``: a point counts as seen through only when that many views see through it
+    (one view's evidence at a depth edge or a grazing rim is often a pixel-rounding artefact).
 
     Returns:
         ``(observed, unsupported)``: bool ``[P]``. ``observed``: observed by at least one view
@@ -96,7 +98,7 @@ def observe(points: torch.Tensor, views: Views, cameras: list[Camera], margin: f
     see_margin = 2 * margin if see_margin is None else see_margin
     dil, near = maps if maps is not None else carving_maps(views, radius)
     seen = torch.zeros(p.shape[0], dtype=torch.bool, device=p.device)
-    through = torch.zeros_like(seen)
+    through = torch.zeros(p.shape[0], dtype=torch.long, device=p.device)
     framed = torch.zeros_like(seen)
     in_some = torch.zeros_like(seen)
     H, W = views.masks.shape[1:]
@@ -134,10 +136,10 @@ def observe(points: torch.Tensor, views: Views, cameras: list[Camera], margin: f
             if tree is not None and bool(cand.any()):
                 _keep_openings(cand, p, z, near[i].to(p.device, p.dtype)[r, c], cam, tree,
                                concave_margin)
-            through |= cand
+            through += cand.long()
         else:
             seen |= in_mask
-    unsupported = (through | (framed & ~in_some & outside_opens)) & ~seen
+    unsupported = ((through >= min_views) | (framed & ~in_some & outside_opens)) & ~seen
     return seen, unsupported
 
 

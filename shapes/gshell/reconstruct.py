@@ -94,14 +94,16 @@ class ReconstructConfig:
                                   # observes behind it lies within this of the template (else it
                                   # is a concavity inside the template: the SDF, not the mSDF,
                                   # must carve it); 0 = off
-    see_radius: int = 3           # pixels: the see-through test compares with the nearest
-                                  # observed depth within this window (0 = the pixel's own)
-    exit_margin: float = 0.0      # cells; > 0: a view sees through a vertex only if the SDF this
+    see_radius: int = 0           # pixels: the see-through test compares with the nearest
+                                  # observed depth within this window (0 = the pixel's own; the
+                                  # round-4 default 3 hid openings a few pixels wide)
+    exit_margin: float = 1.0      # cells; > 0: a view sees through a vertex only if the SDF this
                                   # far behind the surface it observes is positive (the template's
                                   # far side, an opening; not a concavity); 0 = off
     inside_margin: float = 0.0    # cells; > 0: a pixel whose observed surface lies this far inside
                                   # the template shows a concavity: no "open" evidence through it,
                                   # and (w_carve) the SDF carves the space in front of it
+    see_views: int = 2            # views that must see through a vertex for the "open" label
     w_carve: float = 0.0          # weight of that depth carving (pushes the SDF positive)
     coarse_resolution: int = 0    # coarse-to-fine: start on this grid (0 = off), then resample
     coarse_fraction: float = 0.5  # SDF / mSDF / deformation to ``resolution`` after this fraction
@@ -276,7 +278,8 @@ def optimise(views: Views, cameras: list[Camera], cfg: ReconstructConfig | None 
                                         see_near=see_near, exit_sdf=exit_sdf,
                                         exit_margin=cfg.exit_margin * grid.cell_size,
                                         inside_margin=cfg.inside_margin * grid.cell_size
-                                        if cfg.inside_margin > 0 else None)
+                                        if cfg.inside_margin > 0 else None,
+                                        min_views=cfg.see_views)
             delta = 0.5 * grid.cell_size
             ramp = min(max((it / max(cfg.iterations, 1) - cfg.open_start) / 0.2, 0.0), 1.0)
             h = grid.cell_size

@@ -148,3 +148,20 @@ def test_reconstruct_accepts_the_new_options():
                       exit_margin=1.0, inside_margin=1.0, w_carve=1.0)
     assert len(out.faces) > 0
     assert np.isfinite(np.asarray(out.vertices)).all()
+
+
+def test_min_views_counts_the_views_that_see_through(bowl):
+    _, cams, views, template = bowl  # two cameras above the bowl
+    s = trimesh.creation.icosphere(3, radius=0.4)
+    v = torch.as_tensor(np.asarray(s.vertices))
+    n = torch.tensor(np.asarray(s.vertex_normals))
+    cap = v[:, 1] > 0.3  # seen through by both cameras
+    maps = carving_maps(views, 3)
+    kw = {"maps": maps, "normals": n, "see_near": carving_maps(views, 0)[1],
+          "exit_sdf": template, "exit_margin": H}
+    one = observe(v, views, cams, H, 2 * H, min_views=1, **kw)[1]
+    two = observe(v, views, cams, H, 2 * H, min_views=2, **kw)[1]
+    three = observe(v, views, cams, H, 2 * H, min_views=3, **kw)[1]
+    assert bool(two[cap].all()) and bool(one[cap].all())
+    assert bool((two <= one).all())  # more views required -> a subset
+    assert not bool(three.any())  # only two cameras (and every cap vertex is inside both masks)
