@@ -185,3 +185,19 @@ def test_prepare_reports_a_failing_sdf_and_keeps_the_others(monkeypatch):
     assert "no inside" in model.load_errors["sheet"] and "sheet" in model.load_errors["sheet"]
     with pytest.raises(DataError, match="no usable mesh"):
         model.prepare({"ball": trimesh.creation.icosphere(1)}, progress=False)
+
+
+def test_prepare_from_a_folder_reports_the_bad_file(tmp_path):
+    """``fit("folder/")`` reads every mesh format of a folder; a bad file is named, not fatal."""
+    folder = tmp_path / "meshes"
+    folder.mkdir()
+    trimesh.creation.box((0.5, 0.4, 0.3)).export(folder / "box.obj")
+    trimesh.creation.icosphere(1).export(folder / "ball.ply")
+    trimesh.creation.cylinder(0.3, 1.0).export(folder / "can.stl")
+    (folder / "broken.off").write_text("OFF\n3 1 0\n0 0 0\n")  # truncated
+    model = ShapeModel(**{**TINY, "resolution": 16})
+    data = model.prepare(folder, progress=False)
+    assert sorted(data["names"]) == ["ball.ply", "box.obj", "can.stl"]
+    assert data["sdf"].shape == (3, 16, 16, 16) and data["points"].shape == (3, 4 * 64, 3)
+    assert list(model.load_errors) == ["broken.off"] and "broken.off" in model.load_errors[
+        "broken.off"]
