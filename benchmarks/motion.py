@@ -119,6 +119,13 @@ def main() -> None:
         "autoencoder only, statistics-transfer outputs": ev.stylized(
             [model.reconstruct(c) for c in stats_out], targets, srcs),
     }
+    # the take-002 walks (content seen in every style in training) vs the three actions (call,
+    # punch, slash: each seen once in training, in the normal style only)
+    for name, outs in (("ours", ours), ("statistics transfer", stats_out)):
+        for part, keep in (("walk contents", True), ("action contents", False)):
+            idx = [i for i, c in enumerate(srcs) if (c.meta["content"] == "walk") == keep]
+            rows[f"{name}, {part} only"] = ev.stylized(
+                [outs[i] for i in idx], [targets[i] for i in idx], [srcs[i] for i in idx])
     prior_rows = prior_samples(model, ev, test, args.n_prior, args.seed)
     label_div = float(sum(diversity(ev_embed(ev, ours[i:i + len(styles)]))
                           for i in range(0, len(ours), len(styles))) / len(test))
@@ -164,6 +171,7 @@ def main() -> None:
                      f"{m['geodesic']:.3f} | {m['foot_skating']:.1f} | {m['diversity']:.2f} |")
     if args.diagnose:
         lines += [""] + diagnose(model, ev, stats, train, test)
+        lines += [""] + fid_by_channel_group(model, ev, ours, stats_out, targets)
     lines += ["",
               f"Stylization time: {per_clip:.3f} s per 160-frame clip on this CPU "
               f"(all {len(ours)} label stylizations: {t_sty:.1f} s).", "",
@@ -236,6 +244,36 @@ def diagnose(model: Stylizer, ev: MotionEvaluator, stats: StatisticsTransfer, tr
             f"| does the generator use the code? | style / content accuracy of G(content code, "
             f"style code of the content's statistics-transferred version) | "
             f"{m['style_acc']:.3f} / {m['content_acc']:.3f} |"]
+
+
+def fid_by_channel_group(model: Stylizer, ev: MotionEvaluator, ours: list, stats_out: list,
+                         targets: list[str]) -> list[str]:
+    """Which feature channels make our style FID: ours with one channel group replaced by the
+    statistics-transfer output's (same content and target), and the reverse."""
+    from motion.features import FeatureLayout
+    from motion.metrics import frechet_distance
+
+    layout = FeatureLayout(len(model.template.names))
+    fo = [clip_to_features(c, model.info)[0] for c in ours]
+    fs = [clip_to_features(c, model.info)[0] for c in stats_out]
+    real = np.concatenate([ev.real_style_embeddings[t] for t in sorted(set(targets))])
+
+    def fid(feats):
+        return frechet_distance(np.stack([ev.style_clf.logits_and_embedding(f)[1]
+                                          for f in feats]), real)
+
+    lines = ["Style FID by channel group (ours with the group taken from statistics transfer; "
+             "statistics transfer with the group taken from ours):", "",
+             f"| channel group | ours {fid(fo):.0f} -> | statistics transfer {fid(fs):.0f} -> |",
+             "|---|---|---|"]
+    for g in ("ang_vel", "lin_vel", "height", "ric", "rot6d", "vel", "contact"):
+        sl = layout.slice(g)
+        mixed = [np.concatenate([a[:, :sl.start], b[:, sl], a[:, sl.stop:]], 1)
+                 for a, b in zip(fo, fs)]
+        back = [np.concatenate([b[:, :sl.start], a[:, sl], b[:, sl.stop:]], 1)
+                for a, b in zip(fo, fs)]
+        lines.append(f"| {g} | {fid(mixed):.0f} | {fid(back):.0f} |")
+    return lines
 
 
 def prior_samples(model: Stylizer, ev: MotionEvaluator, test: list, n: int,
