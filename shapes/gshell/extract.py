@@ -198,8 +198,9 @@ def _components(n: int, edges: torch.Tensor, keep: torch.Tensor) -> torch.Tensor
     return torch.as_tensor(connected_components(adj, directed=False)[1], device=keep.device)
 
 
-def close_small_openings(faces: torch.Tensor, msdf: torch.Tensor, min_vertices: int
-                         ) -> torch.Tensor:
+def close_small_openings(faces: torch.Tensor, msdf: torch.Tensor, min_vertices: int,
+                         evidence: torch.Tensor | None = None, keep_fraction: float = 0.3,
+                         drop_fraction: float = 0.1) -> torch.Tensor:
     """Minimum opening size: flip the mSDF sign of small cut regions and small kept islands.
 
     The mSDF of G-Shell (Sec. 4) may dip below zero in patches a cell or two wide where the
@@ -214,11 +215,13 @@ def close_small_openings(faces: torch.Tensor, msdf: torch.Tensor, min_vertices: 
         faces: ``[F, 3]`` template faces.
         msdf: ``[N]`` mSDF on the template vertices.
         min_vertices: smallest opening (and smallest piece) kept, in template vertices.
+        evidence: optional bool ``[N]``, template vertices the views see through.
+        keep_fraction, drop_fraction: confirmed shares that keep a small opening / close any.
 
     Returns:
         The filtered ``[N]`` mSDF (a new tensor; unflipped entries keep their gradient).
     """
-    if min_vertices <= 1 or msdf.numel() == 0:
+    if (min_vertices <= 1 and evidence is None) or msdf.numel() == 0:
         return msdf
     n = msdf.shape[0]
     edges = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
@@ -231,6 +234,12 @@ def close_small_openings(faces: torch.Tensor, msdf: torch.Tensor, min_vertices: 
             lab = _components(n, edges, sel)
             size = torch.bincount(lab[sel], minlength=n)
             small = sel & (size[lab] < min_vertices)
+            if sign < 0 and evidence is not None:
+                ok = torch.bincount(lab[sel & evidence.to(sel.device)], minlength=n)
+                share = ok.double() / size.clamp_min(1).double()
+                tiny = size < max(min_vertices // 4, 2)
+                small = sel & (((size < min_vertices) & ((share < keep_fraction) | tiny))
+                               | (share < drop_fraction))[lab]
             if sign > 0:  # the largest kept piece always stays
                 small &= lab != int(torch.argmax(size))
             out[small] = -sign * out[small].abs().clamp_min(1e-9)
@@ -240,7 +249,9 @@ def close_small_openings(faces: torch.Tensor, msdf: torch.Tensor, min_vertices: 
 
 def extract_gshell(grid: TetGrid, sdf: torch.Tensor, msdf: torch.Tensor | None = None,
                    deform: torch.Tensor | None = None, attrs: torch.Tensor | None = None,
-                   min_opening: int = 0, cut_grad: bool = True) -> GShellMesh:
+                   min_opening: int = 0, cut_grad: bool = True,
+                   evidence: torch.Tensor | None = None,
+                   fractions: tuple[float, float] = (0.3, 0.1)) -> GShellMesh:
     """Extract a G-Shell surface from per-vertex SDF, mSDF and deformation on a tet grid.
 
     Args:
@@ -254,6 +265,9 @@ def extract_gshell(grid: TetGrid, sdf: torch.Tensor, msdf: torch.Tensor | None =
         min_opening: when > 1, openings and kept pieces smaller than this many template
             vertices are removed first (:func:`close_small_openings`; no gradient through the
             flipped values).
+        evidence: optional bool per *template* vertex (views see through it): openings are
+            then judged by their confirmed share (:func:`close_small_openings`; ``fractions`` =
+            ``(keep_fraction, drop_fraction)``).
         cut_grad: when False the cut vertices do not pass gradients to the mSDF (the
             ``template_msdf`` still does): losses on the open surface then move the SDF and the
             deformation only, and the mSDF is left to its own regularisers.
@@ -273,8 +287,11 @@ def extract_gshell(grid: TetGrid, sdf: torch.Tensor, msdf: torch.Tensor | None =
     if tm is None:
         v, f, b = tv, tf, torch.zeros(tv.shape[0], dtype=torch.bool, device=tv.device)
     else:
-        if min_opening > 1:
-            tm = close_small_openings(tf, tm, min_opening)
+        if min_opening > 1 or evidence is not None:
+            if evidence is not None and evidence.shape != tm.shape:
+                raise ValueError(f"evidence has shape {tuple(evidence.shape)}; the template "
+                                 f"has {tm.shape[0]} vertices")
+            tm = close_small_openings(tf, tm, min_opening, evidence, *fractions)
         v, f, b = cut_by_msdf(tv, tf, tm if cut_grad else tm.detach())
     extra = v[:, 3:] if attrs is not None else None
     return GShellMesh(v[:, :3], f, tv[:, :3], tf, tm, b, extra)

@@ -83,6 +83,10 @@ class ReconstructConfig:
     min_opening: int = 16         # openings / kept pieces below this many template vertices (at
                                   # 24^3; scaled by (resolution / 24)^2, i.e. a fixed area) are
                                   # closed / dropped at extraction (0 = keep all)
+    keep_fraction: float = 0.3    # an opening under min_opening stays if this share of its
+                                  # template vertices is seen through (final labels) ...
+    drop_fraction: float = 0.1    # ... and one of any size closes if under this share is
+                                  # (negative: judge openings by size only, as in round 4)
     carve_margin: float = 1.0     # on-surface margin in grid cells ("close" label)
     see_margin: float = 2.0       # a view "sees through" a point this many cells in front of
                                   # the nearest observed depth (open pull there)
@@ -152,12 +156,16 @@ class Reconstruction:
     seconds: float
     color: torch.Tensor | None = None
     min_opening: int = 0
+    evidence: torch.Tensor | None = None  # final "open" labels of the template vertices
+    fractions: tuple[float, float] = (0.3, 0.1)
 
     def mesh(self):  # -> trimesh.Trimesh
         """The extracted surface as a ``trimesh.Trimesh`` with duplicate vertices merged
-        (openings and pieces below ``min_opening`` template vertices removed)."""
+        (openings and pieces below ``min_opening`` template vertices removed, openings judged
+        by the share of them the views see through when ``evidence`` is set)."""
         out = extract_gshell(self.grid, self.sdf, self.msdf, self.deform, self.color,
-                             min_opening=self.min_opening).to_trimesh()
+                             min_opening=self.min_opening, evidence=self.evidence,
+                             fractions=self.fractions).to_trimesh()
         out.merge_vertices()
         out.remove_unreferenced_vertices()
         return out
@@ -266,20 +274,7 @@ def optimise(views: Views, cameras: list[Camera], cfg: ReconstructConfig | None 
             loss = loss + img / len(pick)
         if msdf is not None and shell.template_msdf is not None and len(shell.template_msdf):
             tmsdf = shell.template_msdf
-            tn = vertex_normals(shell.template_vertices, shell.template_faces)
-            use_sdf = cfg.exit_margin > 0 or cfg.inside_margin > 0
-            exit_sdf = partial(sample_lattice, sdf.detach(), grid.resolution,
-                               grid.bound) if use_sdf else None
-            seen, unsupported = observe(shell.template_vertices, views, cameras, margin,
-                                        cfg.see_margin * grid.cell_size, maps=maps, normals=tn,
-                                        outside_opens=cfg.open_outside,
-                                        surface=shell.template_vertices,
-                                        concave_margin=cfg.concave_margin * grid.cell_size,
-                                        see_near=see_near, exit_sdf=exit_sdf,
-                                        exit_margin=cfg.exit_margin * grid.cell_size,
-                                        inside_margin=cfg.inside_margin * grid.cell_size
-                                        if cfg.inside_margin > 0 else None,
-                                        min_views=cfg.see_views)
+            seen, unsupported = _labels(shell, grid, sdf, views, cameras, maps, see_near, cfg)
             delta = 0.5 * grid.cell_size
             ramp = min(max((it / max(cfg.iterations, 1) - cfg.open_start) / 0.2, 0.0), 1.0)
             h = grid.cell_size
@@ -306,9 +301,32 @@ def optimise(views: Views, cameras: list[Camera], cfg: ReconstructConfig | None 
         bar.set_postfix(loss=f"{history[-1]:.4f}", faces=int(shell.faces.shape[0]))
     with torch.no_grad():
         deform = 0.45 * grid.cell_size * torch.tanh(deform_raw)
+        evidence = None
+        if msdf is not None and cfg.drop_fraction >= 0:  # final labels judge the openings
+            final = extract_gshell(grid, sdf, msdf, deform)
+            if len(final.template_vertices):
+                evidence = _labels(final, grid, sdf, views, cameras, maps, see_near, cfg)[1]
     return Reconstruction(grid, sdf.detach(), None if msdf is None else msdf.detach(),
                           deform.detach(), history, time.perf_counter() - t0,
-                          None if color is None else color.detach(), min_opening_vertices(cfg))
+                          None if color is None else color.detach(), min_opening_vertices(cfg),
+                          evidence, (cfg.keep_fraction, cfg.drop_fraction))
+
+
+def _labels(shell, grid: TetGrid, sdf: torch.Tensor, views: Views, cameras: list[Camera], maps,
+            see_near, cfg: ReconstructConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """``observe()`` on the template of ``shell`` with the options of ``cfg``."""
+    use_sdf = cfg.exit_margin > 0 or cfg.inside_margin > 0
+    exit_sdf = partial(sample_lattice, sdf.detach(), grid.resolution,
+                       grid.bound) if use_sdf else None
+    h = grid.cell_size
+    return observe(shell.template_vertices, views, cameras, cfg.carve_margin * h,
+                   cfg.see_margin * h, maps=maps,
+                   normals=vertex_normals(shell.template_vertices, shell.template_faces),
+                   outside_opens=cfg.open_outside, surface=shell.template_vertices,
+                   concave_margin=cfg.concave_margin * h, see_near=see_near,
+                   exit_sdf=exit_sdf, exit_margin=cfg.exit_margin * h,
+                   inside_margin=cfg.inside_margin * h if cfg.inside_margin > 0 else None,
+                   min_views=cfg.see_views)
 
 
 def reconstruct(views: Views, cameras: list[Camera], cfg: ReconstructConfig | None = None,

@@ -115,3 +115,44 @@ def test_min_opening_keeps_its_area_across_resolutions():
     assert min_opening_vertices(ReconstructConfig(resolution=24, min_opening=16)) == 16
     assert min_opening_vertices(ReconstructConfig(resolution=48, min_opening=16)) == 64
     assert min_opening_vertices(ReconstructConfig(resolution=32, min_opening=0)) == 0
+
+
+def _n_loops(g, sdf, msdf, **kw) -> int:
+    out = extract_gshell(g, sdf, msdf, **kw).to_trimesh()
+    out.merge_vertices()
+    return len(_loops(out))
+
+
+def test_openings_judged_by_the_views_evidence():
+    """A small opening the views confirm stays; one they do not confirm closes at any size."""
+    g, sdf, msdf = _fields()
+    shell = extract_gshell(g, sdf, msdf)
+    tm, tv = shell.template_msdf, shell.template_vertices
+    hole = (tm <= 0) & (tv[:, 2] < 0)  # the small hole at the bottom pole
+    rim = (tm <= 0) & (tv[:, 2] > 0)  # the big opening (upper half, minus the flake)
+    n_hole = int(hole.sum())
+    ev = torch.zeros_like(hole)
+    # size only: the hole and the flake go, the rim stays
+    assert _n_loops(g, sdf, msdf, min_opening=100) == 1
+    # the hole fully confirmed, the rim a third confirmed: both kept (flake still dropped)
+    idx = torch.nonzero(rim)[:, 0]
+    ev_both = ev.clone()
+    ev_both[hole] = True
+    ev_both[idx[: len(idx) // 3 + 1]] = True
+    assert _n_loops(g, sdf, msdf, min_opening=100, evidence=ev_both) == 2
+    # the same hole, but only 20 % of it confirmed (< keep 0.3): closed by its size
+    ev_part = ev_both.clone()
+    hidx = torch.nonzero(hole)[:, 0]
+    ev_part[hidx[int(0.2 * n_hole) + 1:]] = False
+    assert _n_loops(g, sdf, msdf, min_opening=100, evidence=ev_part) == 1
+    # no evidence anywhere: every opening closes, whatever its size -> the watertight sphere
+    out = extract_gshell(g, sdf, msdf, min_opening=100, evidence=ev).to_trimesh()
+    out.merge_vertices()
+    assert out.is_watertight
+    # a confirmed opening under a quarter of min_opening is still closed
+    assert _n_loops(g, sdf, msdf, min_opening=4 * n_hole + 4, evidence=ev_both) == 1
+    # fractions (keep 1.0, drop 0): only a fully confirmed small hole stays, big ones always do
+    assert _n_loops(g, sdf, msdf, min_opening=100, evidence=ev_both, fractions=(1.0, 0.0)) == 2
+    assert _n_loops(g, sdf, msdf, min_opening=100, evidence=ev_part, fractions=(1.0, 0.0)) == 1
+    with pytest.raises(ValueError, match="evidence"):
+        extract_gshell(g, sdf, msdf, evidence=ev[:-1])
