@@ -66,9 +66,13 @@ def ion_substitution(train: list, n: int, seed: int, palette: tuple) -> list:
                     queues[i] = []
                     continue
                 ions = sorted({str(x.specie) for x in s})
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    props = pred.list_prediction(ions)
+                try:  # a mixed-valence guess (e.g. Cu1.5+) is outside the Hautier model
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        props = pred.list_prediction(ions)
+                except ValueError:
+                    queues[i] = []
+                    continue
                 cands = []
                 for p in sorted(props, key=lambda p: -p["probability"]):
                     m = {str(old): str(new) for new, old in p["substitutions"].items()}
@@ -402,14 +406,26 @@ def main() -> None:
     gen.config.steps = args.sample_steps
     n, pool = args.n, args.pool * args.n
     pools: dict[str, tuple[list, float]] = {}  # method -> (candidates, generation seconds)
-    t0 = time.process_time()
-    ours = gen.sample(pool, seed=args.seed, return_invalid=True)
-    pools["UniMat (ours)"] = (ours, time.process_time() - t0)
-    for w in args.guidance:
+    def drawn(key: str, m: int, w: float = 1.0) -> tuple[list, float]:
+        """Our m candidates at CFG weight w, cached in --work (a rerun does not resample)."""
+        from pymatgen.core import Structure
+
+        f = work / f"pool_{tag}_{key}_n{m}_w{w:g}.json"
+        if f.is_file():
+            d = json.loads(f.read_text())
+            return [None if x is None else Structure.from_dict(x) for x in d["s"]], d["cpu"]
         gen.config.guidance = w
         t0 = time.process_time()
-        pools[f"UniMat, CFG w={w:g}"] = (gen.sample(n, seed=args.seed, return_invalid=True),
-                                         time.process_time() - t0)
+        out = gen.sample(m, seed=args.seed, return_invalid=True)
+        cpu = time.process_time() - t0
+        f.write_text(json.dumps({"cpu": cpu, "s": [None if x is None else x.as_dict()
+                                                   for x in out]}))
+        return out, cpu
+
+    pools["UniMat (ours)"] = drawn("ours", pool)
+    ours = pools["UniMat (ours)"][0]
+    for w in args.guidance:
+        pools[f"UniMat, CFG w={w:g}"] = drawn("cfg", n, w)
     gen.config.guidance = 1.0
     comps = [s.composition for s in ours if s is not None] or [s.composition for s in train]
     comps = [comps[i % len(comps)] for i in range(pool)]
