@@ -15,12 +15,18 @@ on the observed surface, inside the mask), so a closed object is never cut; "ope
 below zero only on vertices no view observes and some view contradicts (a view looks through
 the template there, at a surface well behind it along the template normal, or the vertex is
 outside every silhouette), e.g. the caps the visual hull puts over a garment's neck and sleeves.
+"Looks through" is judged on the pixel's own depth, only where the surface seen is the
+template's far side (the SDF a cell behind it is positive: a garment's back seen through its
+neck, not a leg seen through the web the visual hull leaves between two legs), and by at least
+``see_views`` views.
 Vertices just off the observed surface (template bulges) get neither label: the image terms
 move the SDF there instead of the mSDF cutting holes. The Dirichlet term on the template's
 edges, with the labels holding the mSDF near +-delta, costs about (2 delta)^2 per edge the cut
 crosses: cuts straighten, and vertices no view labels take their neighbours' sign. At
 extraction, openings and kept pieces smaller than ``min_opening`` template vertices are closed
-or dropped (:func:`~shapes.gshell.extract.close_small_openings`). (The paper's code was not
+or dropped (:func:`~shapes.gshell.extract.close_small_openings`), unless the final labels
+confirm them (``keep_fraction`` of their vertices seen through); openings the views hardly
+confirm (under ``drop_fraction``) are closed at any size. (The paper's code was not
 available to us; this is our reading of its mSDF regularisers.) The SDF starts from the visual
 hull of the masks (space carving), so a CPU budget of a few hundred steps suffices. Optionally
 the run starts on a coarser grid (``coarse_resolution``) and the SDF, mSDF and deformation are
