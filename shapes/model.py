@@ -68,6 +68,10 @@ class ShapeModelConfig:
             optimisation towards the points (``refine.refine_latents``; 0 = off) and its prior.
         refine_udf: weight of the refinement's unsigned-distance term (``refine.udf_energy``:
             removes surfaces away from the points; 0 = off).
+        refine_init: where the point-cloud refinement starts: "sample" (the point-conditioned
+            diffusion sample) or "mean" (the mean latent, no diffusion: the decoder alone is the
+            prior, DeepSDF's zero-mean Gaussian code prior; for shapes outside the training
+            family: real meshes 0.21 -> 0.34 IoU with 300 steps and ``refine_udf=1``).
         min_component_fraction: ``sample`` drops connected components with less than this
             fraction of a mesh's surface area (``cleanup.remove_small_components``, MeshLab's
             "Remove Isolated pieces"; 0 = raw marching cubes output).
@@ -108,6 +112,7 @@ class ShapeModelConfig:
     refine_steps: int = 60
     refine_prior: float = 0.01
     refine_udf: float = 0.0
+    refine_init: str = "sample"
     decimate_to: int | None = None
     min_component_fraction: float = 0.01
     extra: dict = field(default_factory=dict)
@@ -121,6 +126,8 @@ class ShapeModelConfig:
         if self.latent_size < 2 or self.latent_channels < 1:
             raise ConfigError("latent_size must be >= 2 and latent_channels >= 1")
         get_sampler(self.sampler)
+        if self.refine_init not in ("sample", "mean"):
+            raise ConfigError(f"refine_init must be 'sample' or 'mean', got {self.refine_init!r}")
         if not 0.0 <= self.min_component_fraction < 1.0:
             raise ConfigError("min_component_fraction must be in [0, 1), got "
                               f"{self.min_component_fraction}")
@@ -375,8 +382,12 @@ class ShapeModel:
                 gens = sample_generators(range(seed + start, seed + stop))
                 x = randn((stop - start, *shape), gens) * float(sigmas[0])
                 cb = None if cond is None else cond[start:stop]
-                z = fn(denoise, x, sigmas, cond=cb, generator=gens,
-                       callback=lambda info: bar.update(1))
+                if cb is not None and c.refine_steps > 0 and c.refine_init == "mean":
+                    z = torch.zeros_like(x)  # fit from the mean latent: no diffusion sample
+                    bar.update(n_steps)
+                else:
+                    z = fn(denoise, x, sigmas, cond=cb, generator=gens,
+                           callback=lambda info: bar.update(1))
                 if cb is not None and c.refine_steps > 0:
                     from .refine import refine_latents
 

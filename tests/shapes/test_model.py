@@ -79,6 +79,28 @@ def test_point_condition_and_guidance(fitted):
         model.sample_latents(3, [cloud, cloud], progress=False)
 
 
+def test_refinement_from_the_mean_latent_skips_the_sampler(fitted):
+    from shapes.model import normalize_points, resample_points
+    from shapes.refine import point_energy, refine_latents
+
+    model, shapes = fitted[:2]
+    c = model.config
+    cloud = shapes[1].sample(300, seed=0)
+    pts = torch.from_numpy(resample_points(normalize_points(cloud, c.padding), c.n_points, 0))
+    pts = pts.float()[None]
+    zero = torch.zeros((1, c.latent_channels) + (c.latent_size,) * 3)
+    try:
+        c.refine_init, c.refine_steps = "mean", 5
+        z = model.sample_latents(1, cloud, seed=0, progress=False)
+        torch.testing.assert_close(z, refine_latents(model, zero, pts, 5,
+                                                     prior_weight=c.refine_prior))
+        assert point_energy(model, z, pts) < point_energy(model, zero, pts)
+    finally:
+        c.refine_init, c.refine_steps = "sample", TINY.get("refine_steps", 60)
+    with pytest.raises(ConfigError, match="refine_init"):
+        ShapeModel(refine_init="poisson")
+
+
 def test_encode_decode_and_save_load(fitted, tmp_path):
     model, shapes = fitted[:2]
     mesh = shapes[2]
