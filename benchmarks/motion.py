@@ -6,9 +6,9 @@ and the content clips to stylize, into every style. Rows: real held-out clips, o
 styles), per-style feature statistics transfer, the unchanged content clip. GenMoStyle's
 published numbers (its own data: Aberman/BFA and Xia, 21-joint CMU, paper budget) are quoted
 beside, not reproduced. Run: ``OMP_NUM_THREADS=1 nice -n 10 python benchmarks/motion.py``
-(defaults = the config of round 4's final run in ``benchmarks/results/motion.md``, whose stages
-were trained in resumed pieces; ~35 min on this loaded 2-core CPU; ``--out`` replaces that curated
-page by default).
+(defaults = the config of round 5's headline run in ``benchmarks/results/motion.md``, whose
+autoencoder was trained in resumed pieces; ~25 min on this loaded 2-core CPU; ``--out`` replaces
+that curated page by default).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def main() -> None:
     p.add_argument("--window", type=int, default=64)
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--ae-steps", type=int, default=2400)
-    p.add_argument("--stylizer-steps", type=int, default=1800)
+    p.add_argument("--stylizer-steps", type=int, default=900)
     p.add_argument("--classifier-steps", type=int, default=300)
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--grad-clip", type=float, default=None, help="gradient-norm clipping")

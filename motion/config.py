@@ -36,12 +36,14 @@ class ModelConfig:
             loss; 0 = the paper's objective; 1.0 was best on Bandai-Namco, 5.0 broke the
             content).
         w_style_rec: StarGAN v2's style reconstruction: the style encoder (frozen in this term)
-            must recover the injected code from a hetero-style output.
+            must recover the injected code from a hetero-style output (0 = the paper).
         w_rot6d: the hetero-style outputs' decoded 6-D rotations must have orthonormal columns
-            (Zhou et al. 2019); keeps unseen content/style pairs on the rotation manifold.
+            (Zhou et al. 2019); keeps unseen content/style pairs on the rotation manifold (0 = the
+            paper). On Bandai-Namco (900 stylizer steps) these three defaults together raised
+            style accuracy 0.40 -> 0.70 and content accuracy 0.78 -> 0.81 over round 4's.
         injection: where the generator injects the style code: ``blocks`` (GenMoStyle: AdaIN in
             the residual blocks, one linear map each) or ``all`` (AdaIN after every hidden
-            convolution, each with its own two-layer style MLP).
+            convolution, each with its own two-layer style MLP; the default).
         label_code: how a style label picks its code at inference: ``near`` (the label's
             training code nearest the content's own code), ``bank`` (nearest the label's mean,
             or a seeded random training code), ``encode`` (the content encoded with the target
@@ -75,9 +77,9 @@ class ModelConfig:
     w_style_cls: float = 0.2
     w_content_adv: float = 0.1
     w_feat_stats: float = 1.0
-    w_style_rec: float = 0.0
-    w_rot6d: float = 0.0
-    injection: str = "blocks"
+    w_style_rec: float = 1.0
+    w_rot6d: float = 1.0
+    injection: str = "all"
     cross_clip_swap: bool = True
     style_label: bool = True
     label_code: str = "near"
