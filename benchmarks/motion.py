@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 # run as `python benchmarks/motion.py`, this file would shadow the `motion` package
@@ -194,8 +195,9 @@ def _knn_accuracy(a: np.ndarray, ya: np.ndarray, b: np.ndarray, yb: np.ndarray, 
                   ) -> float:
     """Accuracy of a k-nearest-neighbour (majority vote) probe trained on (a, ya), on (b, yb)."""
     d = ((b[:, None] - a[None]) ** 2).sum(-1)
-    votes = ya[np.argsort(d, axis=1)[:, :k]]
-    pred = [max(set(v), key=list(v).count) for v in votes]
+    votes = ya[np.argsort(d, axis=1, kind="stable")[:, :k]]
+    # ties go to the label met first (the nearer neighbour): no dependence on set/hash order
+    pred = [Counter(v.tolist()).most_common(1)[0][0] for v in votes]
     return float(np.mean(np.asarray(pred) == yb))
 
 
