@@ -2,15 +2,23 @@
 
 The set is built by ``genpipes materials build-stable-set`` (``materials.stable_set``): decorated
 prototypes whose DFT-anchored **proxy** E_hull (CHGNet) is below 0.1 eV/atom. It is split
-train/test; ``CrystalGenerator`` is fitted on the train part; N unconditional candidates are drawn;
+train/test, by default holding out whole prototypes (``--split prototype --holdout
+perovskite,rutile``) so that no test structure is one ion substitution of a training structure
+away; ``--split random`` is the round-4 split. ``CrystalGenerator`` is fitted on the train
+part; N unconditional candidates are drawn;
 at equal candidate counts, PyXtal random symmetric crystals of our candidates' compositions and
 ion substitutions of training structures (pymatgen's Hautier substitution probabilities). All are
 relaxed with the same CHGNet settings and scored on the same hulls: validity, proxy E_hull
 distribution, stable / metastable / S.U.N. counts with denominators, held-out rediscovery,
 candidates per CPU-hour; the proxy calibration is printed beside every stability figure.
 
+Each method draws ``--pool`` x N candidates; rows: the first N, and the best N by a
+pre-relaxation filter (CHGNet single-point proxy E_hull of the unrelaxed cell), the same rule
+for every method. Times are process CPU seconds.
+
 Usage: ``OMP_NUM_THREADS=1 nice -n 10 python benchmarks/materials_stability.py --set DIR
---hull ../shared/data/materials/mp20_hull --steps 500 --n 50``
+--hull ../shared/data/materials/mp20_hull --steps 3000 --max-minutes 35 --n 30 --pool 2``;
+``--only-throughput`` measures relaxations per minute (local 1 / 2 processes, Dask).
 """
 
 from __future__ import annotations
