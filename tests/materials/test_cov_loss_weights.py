@@ -73,3 +73,19 @@ def test_unknown_uncond_loss_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="uncond_loss"):
         _loss_weights(occ, enc.grid_shape, GeneratorConfig(uncond_loss="balanced"),
                       np.zeros(2))
+
+
+def test_channel_weights_shift_capacity_without_bias() -> None:
+    """``uncond_loss="channel"``: the occupancy channel gets its share, the same for every slot,
+    so the no-information optimum is still the data frequency (unlike "shares")."""
+    cfg = GeneratorConfig(uncond_loss="channel", occupancy_loss_share=0.5)
+    c, p = _optimal_constant(cfg, keep=0.0)
+    assert c == pytest.approx(p, abs=1e-12)
+    occ, enc, _ = _occupancies(4, 0.5, seed=3)
+    w = _loss_weights(occ, enc.grid_shape, cfg, np.zeros(len(occ)))
+    grid = w[:, :-6].reshape(len(occ), *enc.grid_shape)
+    np.testing.assert_allclose(grid[:, -1].sum((1, 2, 3)) / w.sum(1),
+                               (1 - cfg.lattice_share) * 0.5)
+    np.testing.assert_allclose(w[:, -6:].sum(1) / w.sum(1), cfg.lattice_share)
+    assert np.ptp(grid[:, -1]) == 0.0 and np.ptp(grid[:, :-1]) == 0.0
+    assert np.allclose(grid[0, -1].max() / grid[0, 0].max(), COORD_CHANNELS)  # 0.5 / 0.5 split
