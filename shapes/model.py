@@ -67,7 +67,9 @@ class ShapeModelConfig:
         refine_steps, refine_prior: with a point condition, Adam steps of test-time latent
             optimisation towards the points (``refine.refine_latents``; 0 = off) and its prior.
         refine_udf: weight of the refinement's unsigned-distance term (``refine.udf_energy``:
-            removes surfaces away from the points; 0 = off).
+            removes surfaces away from the points; 0 = off). Defaults 300 steps, prior 0, UDF 1:
+            held-out synthetic IoU 0.552 -> 0.734 over 60 steps / prior 0.01 / no UDF, real
+            meshes 0.152 -> 0.214.
         refine_init: where the point-cloud refinement starts: "sample" (the point-conditioned
             diffusion sample) or "mean" (the mean latent, no diffusion: the decoder alone is the
             prior, DeepSDF's zero-mean Gaussian code prior; for shapes outside the training
@@ -110,9 +112,9 @@ class ShapeModelConfig:
     sigma_max: float = 80.0
     rho: float = 7.0
     guidance: float = 1.0
-    refine_steps: int = 60
-    refine_prior: float = 0.01
-    refine_udf: float = 0.0
+    refine_steps: int = 300
+    refine_prior: float = 0.0
+    refine_udf: float = 1.0
     refine_init: str = "sample"
     decimate_to: int | None = None
     min_component_fraction: float = 0.01

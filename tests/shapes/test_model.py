@@ -89,14 +89,16 @@ def test_refinement_from_the_mean_latent_skips_the_sampler(fitted):
     pts = torch.from_numpy(resample_points(normalize_points(cloud, c.padding), c.n_points, 0))
     pts = pts.float()[None]
     zero = torch.zeros((1, c.latent_channels) + (c.latent_size,) * 3)
+    steps = c.refine_steps
     try:
         c.refine_init, c.refine_steps = "mean", 5
         z = model.sample_latents(1, cloud, seed=0, progress=False)
         torch.testing.assert_close(z, refine_latents(model, zero, pts, 5,
-                                                     prior_weight=c.refine_prior))
+                                                     prior_weight=c.refine_prior,
+                                                     udf_weight=c.refine_udf))
         assert point_energy(model, z, pts) < point_energy(model, zero, pts)
     finally:
-        c.refine_init, c.refine_steps = "sample", TINY.get("refine_steps", 60)
+        c.refine_init, c.refine_steps = "sample", steps
     with pytest.raises(ConfigError, match="refine_init"):
         ShapeModel(refine_init="poisson")
 
