@@ -146,6 +146,10 @@ def make_trainer(cfg: TrainerConfig, checkpoint_dir: str | Path | None = None,
                  default_root_dir: str | Path | None = None) -> pl.Trainer:
     """A ``lightning.pytorch.Trainer`` from a ``TrainerConfig``; saves ``last.ckpt`` to resume."""
     cbs = list(callbacks or [])
+    if checkpoint_dir is not None and cfg.checkpoint_every_n_steps:
+        # before EMA: EMA.on_train_end copies the averaged weights into the model, and last.ckpt
+        # must hold the raw ones (a resumed run continues from them; EMA state rides along)
+        cbs.append(_SaveLastAtEnd(Path(checkpoint_dir) / "last.ckpt"))
     if cfg.ema_decay:
         cbs.append(EMA(cfg.ema_decay))
     if checkpoint_dir is not None:
@@ -159,8 +163,6 @@ def make_trainer(cfg: TrainerConfig, checkpoint_dir: str | Path | None = None,
                                    # a moved/copied run must keep writing last.ckpt, the file
                                    # resume reads, not last-v1.ckpt beside a stale one
                                    enable_version_counter=False))
-        if every is not None:
-            cbs.append(_SaveLastAtEnd(Path(checkpoint_dir) / "last.ckpt"))
     return pl.Trainer(
         max_steps=cfg.max_steps, max_epochs=cfg.max_epochs, accelerator=cfg.accelerator,
         devices=cfg.devices, num_nodes=cfg.num_nodes, strategy=cfg.strategy,

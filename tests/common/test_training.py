@@ -78,3 +78,29 @@ def test_resuming_a_moved_checkpoint_folder_updates_last_ckpt(tmp_path):
     assert sorted(p.name for p in moved.glob("last*.ckpt")) == ["last.ckpt"]
     assert torch.load(moved / "last.ckpt", map_location="cpu", weights_only=True)[
         "global_step"] == 8
+
+
+def test_last_checkpoint_at_end_holds_raw_weights_not_ema(tmp_path):
+    """Step-interval checkpoints with EMA: ``last.ckpt`` keeps the raw weights to resume from."""
+    import lightning.pytorch as pl
+
+    from common.training import TrainerConfig, make_trainer
+
+    class RecordRaw(pl.Callback):
+        def __init__(self) -> None:
+            self.raw = []
+
+        def on_train_batch_end(self, trainer, pl_module, *args) -> None:
+            self.raw.append(pl_module.model.w.item())
+
+    record = RecordRaw()
+    cfg = TrainerConfig(max_steps=7, accelerator="cpu", devices=1, enable_progress_bar=False,
+                        ema_decay=0.9, checkpoint_every_n_steps=3)
+    loader = torch.utils.data.DataLoader(torch.ones(64, 2), batch_size=2)
+    module = DiffusionModule(Quadratic(), lr=0.1)
+    make_trainer(cfg, checkpoint_dir=tmp_path, callbacks=[record]).fit(module, loader)
+    last = torch.load(tmp_path / "last.ckpt", map_location="cpu", weights_only=True)
+    shadow = last["callbacks"]["EMA"]["shadow"]["model.w"].item()
+    assert last["state_dict"]["model.w"].item() == record.raw[-1]
+    assert abs(shadow - record.raw[-1]) > 1e-3  # EMA lags the raw weights after 7 steps
+    assert module.model.w.item() == shadow  # the in-memory model gets the EMA weights at the end
