@@ -56,8 +56,6 @@ class StableSetConfig:
         return RelaxConfig(fmax=self.fmax, steps=self.relax_steps)
 
 
-
-
 def score_structures(structures: list[Structure], hull: DFTHull,
                      relax: RelaxConfig | None = None, executor: Any = None
                      ) -> list[dict[str, Any]]:
@@ -252,6 +250,12 @@ def _comp(formula: str):  # noqa: ANN202 - pymatgen Composition
     from pymatgen.core import Composition
 
     return Composition(formula)
+
+
+def stable_set_file(path: str | Path) -> Path:
+    """``path/stable_set.csv`` when ``path`` is a built set's folder, else ``path`` unchanged."""
+    path = Path(path)
+    return path / "stable_set.csv" if (path / "stable_set.csv").is_file() else path
 
 
 def load_stable_set(path: str | Path) -> list[Structure]:

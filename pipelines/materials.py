@@ -100,10 +100,9 @@ def prepare(cfg: MaterialsConfig, run: RunDir) -> None:
     from materials.prototypes import prototype_structures
 
     if cfg.data.root:
-        root = Path(cfg.data.root)
-        if root.is_dir() and (root / "stable_set.csv").is_file():  # a build-stable-set folder
-            root = root / "stable_set.csv"
-        structures, report = load_structures(root, niggli=cfg.data.niggli,
+        from materials.stable_set import stable_set_file
+
+        structures, report = load_structures(stable_set_file(cfg.data.root), niggli=cfg.data.niggli,
                                              on_error=cfg.data.on_error,
                                              limit=cfg.data.max_structures)
         source, skipped = cfg.data.root, report.skipped
@@ -289,8 +288,6 @@ def _rates(table: list[dict[str, Any]]) -> dict[str, Any]:
     return {k: sum(bool(t[k]) for t in table) / n
             for k in ("decoded", "struct_valid", "comp_valid", "valid", "unique", "novel")} | {
         "n": len(table)}
-
-
 
 
 def _write_csv(run: RunDir, table: list[dict[str, Any]]) -> None:
