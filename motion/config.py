@@ -41,6 +41,14 @@ class ModelConfig:
             (Zhou et al. 2019); keeps unseen content/style pairs on the rotation manifold (0 = the
             paper). On Bandai-Namco (900 stylizer steps) these three defaults together raised
             style accuracy 0.40 -> 0.70 and content accuracy 0.78 -> 0.81 over round 4's.
+        w_style_adv: content adversary on the style code (needs ``meta['content']`` labels on
+            at least two contents): a critic learns the action from the style code's posterior
+            mean, the style encoder makes it uniform (0 = off).
+        w_out_cls: supervised only: cross-entropy of a feature-space style classifier, trained
+            on the training clips for ``out_cls_steps`` steps before stage 2 and then frozen, on
+            the decoded hetero-style outputs (0 = off; not the evaluation classifier).
+        w_fk: forward-kinematics consistency of the decoded hetero-style outputs (FK of the
+            rotations must give the joint positions; ``motion.fk_consistency``; 0 = off).
         injection: where the generator injects the style code: ``blocks`` (GenMoStyle: AdaIN in
             the residual blocks, one linear map each) or ``all`` (AdaIN after every hidden
             convolution, each with its own two-layer style MLP; the default).
@@ -81,6 +89,10 @@ class ModelConfig:
     w_feat_stats: float = 1.0
     w_style_rec: float = 1.0
     w_rot6d: float = 1.0
+    w_style_adv: float = 0.0
+    w_out_cls: float = 0.0
+    out_cls_steps: int = 300
+    w_fk: float = 0.0
     injection: str = "all"
     cross_clip_swap: bool = True
     style_label: bool = True

@@ -208,6 +208,19 @@ class LatentStyleClassifier(nn.Module):
         return self.head(self.net(z).mean(-1))
 
 
+class CodeClassifier(nn.Module):
+    """Labels [B, K] from a global code [B, S] (the content adversary on the style code)."""
+
+    def __init__(self, code: int, hidden: int, n_classes: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(code, hidden), nn.LeakyReLU(0.2),
+                                 nn.Linear(hidden, hidden), nn.LeakyReLU(0.2),
+                                 nn.Linear(hidden, n_classes))
+
+    def forward(self, s: torch.Tensor) -> torch.Tensor:
+        return self.net(s)
+
+
 def n_params(module: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad)

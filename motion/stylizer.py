@@ -121,9 +121,14 @@ class Stylizer:
         torch.manual_seed(cfg.seed)
         tcfg = dataclasses.replace(trainer or TrainerConfig(ema_decay=None), seed=cfg.seed)
         ckpt = None if checkpoint_dir is None else Path(checkpoint_dir)
+        content_names = sorted({str(c.meta["content"]) for c in clips if "content" in c.meta})
+        contents = ([content_names.index(str(c.meta["content"])) for c in clips]
+                    if cfg.w_style_adv and len(content_names) > 1
+                    and all("content" in c.meta for c in clips) else None)
         data = WindowPairs(normed, labels, cfg.window, cfg.batch_size * cfg.steps_per_epoch,
                            cfg.seed, groups=groups,
-                           pair_by_label=cfg.supervised and cfg.cross_clip_swap)
+                           pair_by_label=cfg.supervised and cfg.cross_clip_swap,
+                           contents=contents)
         loader = torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, shuffle=True,
                                              generator=torch.Generator().manual_seed(cfg.seed))
         stage1 = AutoencoderModule(self.nets["ae"], self.nets["gmp"], lr=cfg.lr)
@@ -137,6 +142,11 @@ class Stylizer:
                                 n_styles=len(self.styles), w_feat_stats=cfg.w_feat_stats,
                                 style_stats=self._label_feature_stats(normed, labels),
                                 w_style_rec=cfg.w_style_rec, w_rot6d=cfg.w_rot6d,
+                                w_style_adv=cfg.w_style_adv,
+                                n_contents=0 if contents is None else len(content_names),
+                                w_out_cls=cfg.w_out_cls,
+                                out_classifier=self._output_classifier(normed, labels),
+                                w_fk=cfg.w_fk, fk=self._fk_skeleton(),
                                 **self._rot6d_channels())
         self._run(stage2, loader, dataclasses.replace(tcfg, max_steps=cfg.stylizer_steps), ckpt,
                   "stylizer")
@@ -155,6 +165,32 @@ class Stylizer:
                 out[k, 0] = np.mean([f.mean(0) for f in fs], 0)
                 out[k, 1] = np.mean([f.std(0) for f in fs], 0)
         return out
+
+    def _output_classifier(self, normed: list[np.ndarray], labels: list[int]) -> Any:
+        """The frozen style classifier of the ``w_out_cls`` term: ``motion.metrics``' classifier
+        trained on the (normalised, mirrored) training clips only, on its own random stream."""
+        cfg = self.config
+        if not (cfg.w_out_cls and cfg.supervised):
+            return None
+        from .metrics import train_classifier
+
+        with torch.random.fork_rng():
+            # zero-padded names: the classifier's sorted classes are the label indices in order
+            return train_classifier(normed, [f"{k:04d}" for k in labels], cfg.window,
+                                    cfg.out_cls_steps, hidden=max(cfg.hidden, 64),
+                                    seed=cfg.seed + 17)
+
+    def _fk_skeleton(self) -> dict[str, Any] | None:
+        """Channel bounds, normalisation and skeleton of the ``w_fk`` term."""
+        if not self.config.w_fk:
+            return None
+        from .fk_consistency import skeleton_tensors
+
+        lay = FeatureLayout(len(self.template.names))
+        r6, ric = lay.slice("rot6d"), lay.slice("ric")
+        return {"rot6d": (r6.start, r6.stop), "ric": (ric.start, ric.stop),
+                "norm": torch.as_tensor(np.stack([self.mean, self.std]), dtype=torch.float32),
+                **skeleton_tensors(self.template.offsets, self.template.parents)}
 
     def _rot6d_channels(self) -> dict[str, Any]:
         """Bounds and (mean, std) of the 6-D rotation feature channels (the rotation term)."""

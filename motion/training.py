@@ -27,6 +27,17 @@ otherwise ``M2``) and ``N`` (a window of a random other clip):
   Belongie 2017, Eq. 8) and the Gram-free style loss of Li et al. 2017 ("Demystifying Neural
   Style Transfer", Eq. 8, BN statistics).
 
+* optionally (``w_style_adv``, needs content labels) a content adversary on the style code: a
+  critic learns the clip's content (action) label from the posterior mean; the style encoder is
+  trained to make its prediction uniform, so the code carries style, not action (the paper's
+  disentanglement; Ganin & Lempitsky 2015 in the frozen-critic form used for ``w_content_adv``);
+* optionally (``w_out_cls``, supervised) a style-classification loss on the decoded hetero-style
+  outputs through a feature-space style classifier trained beforehand on the training clips
+  only and frozen (not the evaluation classifier);
+* optionally (``w_fk``) forward-kinematics consistency of the same outputs: FK of the decoded
+  rotations must give the decoded joint positions (``motion.fk_consistency``), since a clip is
+  written from its rotations.
+
 Each reconstruction is an L1 in latent space plus an L1 on the decoded features. The supervised
 variant feeds the style label to the style encoder (dropped with probability ``label_dropout``
 so that an unlabelled reference clip still encodes).
@@ -41,7 +52,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .fk_consistency import fk_consistency
 from .model import (
+    CodeClassifier,
     ContentEncoder,
     Generator,
     GlobalMotionPredictor,
@@ -61,12 +74,13 @@ class WindowPairs(Dataset):
     is a window of a random other clip (the cycle's hetero-style partner). ``groups`` marks clips
     that share their content (a clip and its mirror image): partners never come from the same
     group. ``clip``, ``partner``, ``other`` are the clip indices, ``label``/``label_n`` the labels
-    of ``x1``/``xn``.
+    of ``x1``/``xn``; with ``contents`` (content/action label per clip) also ``content`` of ``x1``.
     """
 
     def __init__(self, feats: list[np.ndarray], labels: list[int], window: int, size: int,
                  seed: int = 0, groups: list[int] | None = None,
-                 pair_by_label: bool = True) -> None:
+                 pair_by_label: bool = True, contents: list[int] | None = None) -> None:
+        self.contents = contents
         self.feats = [torch.as_tensor(f.T, dtype=torch.float32) for f in feats]
         self.labels, self.window, self.size, self.seed = labels, window, size, seed
         self.groups = list(range(len(feats))) if groups is None else list(groups)
@@ -95,9 +109,12 @@ class WindowPairs(Dataset):
         xs = self._window(p, rng) if p != k else x2
         pool = self.others[k]
         n = int(pool[rng.integers(len(pool))]) if len(pool) else k
-        return {"x1": x1, "x2": x2, "xs": xs, "xn": self._window(n, rng),
-                "label": torch.tensor(self.labels[k]), "label_n": torch.tensor(self.labels[n]),
-                "clip": k, "partner": p, "other": n}
+        out = {"x1": x1, "x2": x2, "xs": xs, "xn": self._window(n, rng),
+               "label": torch.tensor(self.labels[k]), "label_n": torch.tensor(self.labels[n]),
+               "clip": k, "partner": p, "other": n}
+        if self.contents is not None:
+            out["content"] = torch.tensor(self.contents[k])
+        return out
 
 
 class AutoencoderModule(pl.LightningModule):
@@ -132,7 +149,9 @@ class StylizerModule(pl.LightningModule):
                  w_content_adv: float = 0.0, n_styles: int = 0, w_feat_stats: float = 0.0,
                  style_stats: torch.Tensor | None = None, w_style_rec: float = 0.0,
                  w_rot6d: float = 0.0, rot6d: tuple[int, int] | None = None,
-                 rot6d_norm: torch.Tensor | None = None) -> None:
+                 rot6d_norm: torch.Tensor | None = None, w_style_adv: float = 0.0,
+                 n_contents: int = 0, w_out_cls: float = 0.0, out_classifier: Any = None,
+                 w_fk: float = 0.0, fk: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.ae = ae.requires_grad_(False)
         self.content, self.style, self.generator = content, style, generator
@@ -144,6 +163,22 @@ class StylizerModule(pl.LightningModule):
         if supervised and w_content_adv > 0 and n_styles > 1:
             ch = generator.inp.in_channels
             self.content_critic = LatentStyleClassifier(ch, generator.inp.out_channels, n_styles)
+        self.style_critic = None
+        if w_style_adv > 0 and n_contents > 1:
+            s_dim = style.head[-1].out_features // 2
+            self.style_critic = CodeClassifier(s_dim, 2 * max(s_dim, 32), n_contents)
+        # frozen feature-space style classifier (a motion.metrics.ClipClassifier's network and
+        # normalisation); kept in Lightning checkpoints, not in the saved Stylizer
+        self.out_cls = None
+        if w_out_cls and supervised and out_classifier is None:
+            raise ValueError("w_out_cls needs out_classifier (a trained ClipClassifier)")
+        if w_out_cls and supervised:
+            self.out_cls = out_classifier.model.eval().requires_grad_(False)
+            self.register_buffer("out_cls_norm", torch.as_tensor(
+                np.stack([out_classifier.mean, out_classifier.std]), dtype=torch.float32))
+        if w_fk and fk is None:
+            raise ValueError("w_fk needs fk: rot6d/ric bounds, norm [2, D], offsets, parents")
+        self.fk = fk if w_fk else None
         self.supervised, self.lr, self.label_dropout = supervised, lr, label_dropout
         if w_feat_stats and supervised and style_stats is None:
             raise ValueError("w_feat_stats needs style_stats [n_styles, 2, D]")
@@ -154,7 +189,8 @@ class StylizerModule(pl.LightningModule):
         self.w = dict(rec=w_rec, swap=w_swap, cycle=w_cycle, kl=w_kl, kl_pair=w_kl_pair,
                       kl_label=w_kl_label, feat=w_feat, style_cls=w_style_cls, critic=1.0,
                       content_adv=w_content_adv, content_critic=1.0,
-                      feat_stats=w_feat_stats, style_rec=w_style_rec, rot6d=w_rot6d)
+                      feat_stats=w_feat_stats, style_rec=w_style_rec, rot6d=w_rot6d,
+                      style_adv=w_style_adv, style_critic=1.0, out_cls=w_out_cls, fk=w_fk)
         if w_rot6d and (rot6d is None or rot6d_norm is None):
             raise ValueError("w_rot6d needs rot6d (channel bounds) and rot6d_norm [2, C]")
         # (mean, std) of the 6-D rotation channels, to read decoded outputs in radians' units
@@ -225,6 +261,30 @@ class StylizerModule(pl.LightningModule):
         return ((c1.norm(dim=2) - 1).abs() + (c2.norm(dim=2) - 1).abs()
                 + (c1 * c2).sum(2).abs()).mean()
 
+    def _out_cls_term(self, fakes: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of the frozen feature-space style classifier on decoded outputs (the
+        classifier reads features normalised its own way; ``Dropout`` off)."""
+        self.out_cls.eval()
+        mean, std = self.out_cls_norm
+        y = (self.ae.decode(fakes) - mean[:, None]) / std[:, None]
+        return torch.nn.functional.cross_entropy(self.out_cls(y), labels)
+
+    def _fk_term(self, fakes: torch.Tensor) -> torch.Tensor:
+        """FK consistency of the decoded outputs (``motion.fk_consistency``)."""
+        f = self.fk
+        return fk_consistency(self.ae.decode(fakes), f["rot6d"], f["ric"],
+                              f["norm"].to(fakes), f["offsets"].to(fakes), f["parents"])
+
+    def _style_adv_terms(self, mu: torch.Tensor, content: torch.Tensor
+                         ) -> dict[str, torch.Tensor]:
+        """Content adversary on the style code: the critic learns the content label from the
+        detached posterior mean; the style encoder pushes its (frozen) prediction to uniform."""
+        frozen = {k: v.detach() for k, v in self.style_critic.named_parameters()}
+        logp = torch.func.functional_call(self.style_critic, frozen, (mu,)).log_softmax(-1)
+        return {"style_critic": torch.nn.functional.cross_entropy(
+                    self.style_critic(mu.detach()), content),
+                "style_adv": -logp.mean()}
+
     def _content_terms(self, c: torch.Tensor, lab: torch.Tensor) -> dict[str, torch.Tensor]:
         """Style-adversarial content code: a critic learns the style from ``c`` (detached); the
         content encoder pushes the critic's prediction (frozen weights) towards uniform."""
@@ -265,11 +325,18 @@ class StylizerModule(pl.LightningModule):
                                                         torch.cat([s1, s_n]))
             if self.rot6d is not None:
                 out["rot6d"] = self._rot6d_term(torch.cat([n_to_m, m_to_n]))
+            if self.out_cls is not None:
+                out["out_cls"] = self._out_cls_term(torch.cat([n_to_m, m_to_n]),
+                                                    torch.cat([batch["label"], lab_n_raw]))
+            if self.fk is not None:
+                out["fk"] = self._fk_term(torch.cat([n_to_m, m_to_n]))
             if self.style_stats is not None:
                 out["feat_stats"] = 0.5 * (self._stats_term(m_to_n, lab_n_raw)
                                            + self._stats_term(n_to_m, batch["label"]))
         if self.content_critic is not None:
             out.update(self._content_terms(c1, batch["label"]))
+        if self.style_critic is not None and "content" in batch:
+            out.update(self._style_adv_terms(mu1, batch["content"]))
         out["kl"] = kl_normal(mu1, lv1).mean()
         out["kl_pair"] = 0.5 * (kl_normal(mu1, lv1, mu2, lv2)
                                 + kl_normal(mu2, lv2, mu1, lv1)).mean()
@@ -283,10 +350,12 @@ class StylizerModule(pl.LightningModule):
         loss = sum(self.w[k] * v for k, v in parts.items())
         self.log_dict({k: v for k, v in parts.items() if k in ("rec", "swap", "kl", "style_cls",
                                                                 "feat_stats", "style_rec",
-                                                                "rot6d")},
+                                                                "rot6d", "style_adv", "out_cls",
+                                                                "fk")},
                       prog_bar=True, batch_size=len(batch["x1"]))
         return loss
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        params = [p for n, p in self.named_parameters() if not n.startswith("ae.")]
+        params = [p for n, p in self.named_parameters()
+                  if not n.startswith("ae.") and p.requires_grad]
         return torch.optim.AdamW(params, lr=self.lr, weight_decay=1e-4)
