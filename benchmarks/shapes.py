@@ -107,6 +107,25 @@ def poisson_baselines(points: np.ndarray, normals: np.ndarray) -> dict:
     except ImportError:
         return {}
 
+def flood_fill_baselines(points: np.ndarray, res: int, model) -> dict:
+    """Marching cubes of the points' flood-fill SDF (``point_sdf.points_to_sdf``, no learning):
+    from all points on the scoring grid, and from the model's own input (its ``n_points``
+    points on its grid) when a model is given."""
+    from shapes.model import normalize_points, resample_points
+    from shapes.point_sdf import points_to_sdf
+    from shapes.sdf import sdf_to_mesh
+
+    out = {f"flood-fill SDF alone ({len(points)} points, {res}^3 grid; no learning)":
+           sdf_to_mesh(points_to_sdf(normalize_points(points, 0.05), res)[0])}
+    if model is not None:
+        c = model.config
+        cloud = resample_points(normalize_points(points, c.padding), c.n_points, 0)
+        out[f"flood-fill SDF alone ({c.n_points} points, {c.resolution}^3 grid: the model's "
+            "input; no learning)"] = sdf_to_mesh(points_to_sdf(cloud, c.resolution,
+                                                               c.truncation)[0])
+    return out
+
+
 def score_candidates(cands: dict, gt_sdf: np.ndarray, ref: np.ndarray, res: int,
                      methods: dict[str, list]) -> None:
     """Append (IoU vs the ground-truth SDF's inside, Chamfer-L1 to ``ref``) per candidate mesh."""
@@ -130,14 +149,17 @@ def method_rows(methods: dict[str, list]) -> list[str]:
 
 
 INITS = {"zero": "mean latent (no diffusion)",
+         "points": "encoding of the points' flood-fill SDF (`refine_init=\"points\"`)",
          "oracle": "encoding of the TRUE SDF (oracle init)"}
 
 
 def init_and_fit(model, mesh, pts: np.ndarray, init: str, steps: int, prior: float, udf: float):
     """Fit a latent to the points through the frozen decoder (``refine.refine_latents``) from a
     start other than a diffusion sample: ``zero`` (the mean latent: the decoder alone as the
-    prior) or ``oracle`` (the encoder's latent of the mesh's true SDF: an upper bound that
-    separates the decoder's coverage from the sampler's start)."""
+    prior), ``points`` (the encoder's latent of the points' flood-fill SDF,
+    ``point_sdf.points_to_sdf``, as ``refine_init="points"``) or ``oracle`` (the encoder's latent
+    of the mesh's true SDF: an upper bound that separates the decoder's coverage from the
+    sampler's start)."""
     import torch
 
     from shapes.model import normalize_points, resample_points
@@ -145,9 +167,14 @@ def init_and_fit(model, mesh, pts: np.ndarray, init: str, steps: int, prior: flo
 
     c = model.config
     cloud = resample_points(normalize_points(pts, c.padding), c.n_points, 0)
-    z0 = model.encode(mesh)[None] if init == "oracle" else \
-        torch.zeros((1, c.latent_channels) + (c.latent_size,) * 3)
-    return refine_latents(model, z0, torch.from_numpy(cloud).float()[None], steps,
+    pts_t = torch.from_numpy(cloud).float()[None]
+    if init == "oracle":
+        z0 = model.encode(mesh)[None]
+    elif init == "points":
+        z0 = model.latents_from_points(pts_t)
+    else:
+        z0 = torch.zeros((1, c.latent_channels) + (c.latent_size,) * 3)
+    return refine_latents(model, z0, pts_t, steps,
                           prior_weight=prior, udf_weight=udf)[0]
 
 
@@ -171,6 +198,7 @@ def reconstruction_rows(data: Path, n_points: int, res: int, model_path: str | N
         pts, nrm = sample_surface(mesh, n_points, 0)
         ref = sample_surface(mesh, 5000, 1)[0]
         cands = poisson_baselines(pts, nrm)
+        cands.update(flood_fill_baselines(pts, res, model))
         if model is not None and model.config.condition == "points":
             for steps, prior, udf, init in refine:
                 c = model.config
@@ -233,6 +261,7 @@ def synthetic_rows(run: Path, n_points: int) -> list[str]:
         pts, nrm = sample_surface(mesh, n_points, 0)
         ref = sample_surface(mesh, 5000, 1)[0]
         cands = poisson_baselines(pts, nrm)
+        cands.update(flood_fill_baselines(pts, res, model))
         for w, refine in ((1.0, 0), (2.0, 0), (2.0, 60)):
             model.config.refine_steps = refine
             z = model.sample_latents(1, pts, 0, guidance=w, progress=False)
@@ -299,7 +328,8 @@ def main() -> None:
     p.add_argument("--refine", nargs="*", default=["60:0.01"],
                    help="STEPS:PRIOR[:UDF[:START]] test-time refinement settings for the real "
                    "point clouds (UDF: weight of the unsigned-distance term; START: sample "
-                   "(a point-conditioned diffusion sample, default), zero (the mean latent) or "
+                   "(a point-conditioned diffusion sample, default), zero (the mean latent), "
+                   "points (the encoding of the points' flood-fill SDF) or "
                    "oracle (the encoding of the true SDF))")
     p.add_argument("--skip-recon", action="store_true", help="no real point cloud -> mesh rows")
     p.add_argument("--skip-synthetic", action="store_true",
@@ -345,7 +375,7 @@ def main() -> None:
                v[3] if len(v) > 3 else "sample") for v in (r.split(":") for r in args.refine)]
     bad = [r[3] for r in refine if r[3] != "sample" and r[3] not in INITS]
     if bad:
-        p.error(f"--refine: unknown start {bad}; use sample, zero or oracle")
+        p.error(f"--refine: unknown start {bad}; use sample, zero, points or oracle")
     if not args.skip_recon:
         rows, secs = reconstruction_rows(data, args.points, args.res[0], args.model, refine)
         lines += rows

@@ -74,7 +74,9 @@ class ShapeModelConfig:
             diffusion sample) or "mean" (the mean latent, no diffusion: the decoder alone is the
             prior, DeepSDF's zero-mean Gaussian code prior; for shapes outside the training
             family: real meshes 0.21 -> 0.34 IoU with 300 steps and ``refine_udf=1``; in the
-            family the sample start is better: 0.73 vs 0.65).
+            family the sample start is better: 0.73 vs 0.65) or "points" (the encoding of the
+            points' flood-fill SDF, ``point_sdf.points_to_sdf``: the sign a data term cannot
+            decide; see ``benchmarks/results/shapes.md``).
         min_component_fraction: ``sample`` drops connected components with less than this
             fraction of a mesh's surface area (``cleanup.remove_small_components``, MeshLab's
             "Remove Isolated pieces"; 0 = raw marching cubes output).
@@ -129,8 +131,9 @@ class ShapeModelConfig:
         if self.latent_size < 2 or self.latent_channels < 1:
             raise ConfigError("latent_size must be >= 2 and latent_channels >= 1")
         get_sampler(self.sampler)
-        if self.refine_init not in ("sample", "mean"):
-            raise ConfigError(f"refine_init must be 'sample' or 'mean', got {self.refine_init!r}")
+        if self.refine_init not in ("sample", "mean", "points"):
+            raise ConfigError("refine_init must be 'sample', 'mean' or 'points', got "
+                              f"{self.refine_init!r}")
         if not 0.0 <= self.min_component_fraction < 1.0:
             raise ConfigError("min_component_fraction must be in [0, 1), got "
                               f"{self.min_component_fraction}")
@@ -328,6 +331,18 @@ class ShapeModel:
         sdf, _ = cached_mesh_to_sdf(mesh, self.sdf_config(), None)
         return self.latents_from_dense(self.dense_parts([sdf]))[0]
 
+    def latents_from_points(self, points: torch.Tensor) -> torch.Tensor:
+        """Standardised latents of the flood-fill SDF estimates of point clouds [B, N, 3].
+
+        ``point_sdf.points_to_sdf`` (unsigned distance + flood-fill sign, no normals) on the
+        model's grid, then the encoder: the start of ``refine_init="points"``.
+        """
+        from .point_sdf import points_to_sdf
+
+        c = self.config
+        sdfs = [points_to_sdf(p.numpy(), c.resolution, c.truncation)[0] for p in points]
+        return self.latents_from_dense(self.dense_parts(sdfs)).float()
+
     def decode_sdf(self, latent: torch.Tensor) -> np.ndarray:
         """Latent(s) -> TSDF grid(s) via the dense wavelet part and the inverse DWT."""
         z = latent if latent.ndim == 5 else latent[None]
@@ -385,8 +400,11 @@ class ShapeModel:
                 gens = sample_generators(range(seed + start, seed + stop))
                 x = randn((stop - start, *shape), gens) * float(sigmas[0])
                 cb = None if cond is None else cond[start:stop]
-                if cb is not None and c.refine_steps > 0 and c.refine_init == "mean":
-                    z = torch.zeros_like(x)  # fit from the mean latent: no diffusion sample
+                if cb is not None and c.refine_steps > 0 and c.refine_init != "sample":
+                    # fit from the mean latent, or from the encoding of the points' flood-fill
+                    # SDF: no diffusion sample
+                    z = torch.zeros_like(x) if c.refine_init == "mean" else \
+                        self.latents_from_points(cb)
                     bar.update(n_steps)
                 else:
                     z = fn(denoise, x, sigmas, cond=cb, generator=gens,

@@ -103,6 +103,32 @@ def test_refinement_from_the_mean_latent_skips_the_sampler(fitted):
         ShapeModel(refine_init="poisson")
 
 
+def test_refinement_from_the_points_flood_fill_sdf(fitted):
+    """``refine_init="points"`` starts from the encoding of ``points_to_sdf`` (no sampler)."""
+    from shapes.model import normalize_points, resample_points
+    from shapes.point_sdf import points_to_sdf
+    from shapes.refine import refine_latents
+
+    model, shapes = fitted[:2]
+    c = model.config
+    cloud = shapes[1].sample(300, seed=0)
+    pts = torch.from_numpy(resample_points(normalize_points(cloud, c.padding), c.n_points, 0))
+    pts = pts.float()[None]
+    start = model.latents_from_points(pts)
+    want = model.latents_from_dense(model.dense_parts(
+        [points_to_sdf(pts[0].numpy(), c.resolution, c.truncation)[0]]))
+    torch.testing.assert_close(start, want)
+    steps = c.refine_steps
+    try:
+        c.refine_init, c.refine_steps = "points", 5
+        z = model.sample_latents(1, cloud, seed=0, progress=False)
+        torch.testing.assert_close(z, refine_latents(model, start, pts, 5,
+                                                     prior_weight=c.refine_prior,
+                                                     udf_weight=c.refine_udf))
+    finally:
+        c.refine_init, c.refine_steps = "sample", steps
+
+
 def test_encode_decode_and_save_load(fitted, tmp_path):
     model, shapes = fitted[:2]
     mesh = shapes[2]
