@@ -12,12 +12,15 @@ relaxed with the same CHGNet settings and scored on the same hulls: validity, pr
 distribution, stable / metastable / S.U.N. counts with denominators, held-out rediscovery,
 candidates per CPU-hour; the proxy calibration is printed beside every stability figure.
 
-Each method draws ``--pool`` x N candidates; rows: the first N, and the best N by a
-pre-relaxation filter (CHGNet single-point proxy E_hull of the unrelaxed cell), the same rule
-for every method. Times are process CPU seconds.
+Each method draws ``--pool`` x N candidates; rows: the first N; the first N whose composition
+passes a sanity rule (``--screen ionic``: SMACT charge neutrality + Pauling order on ICSD-common
+oxidation states, ``materials.stable_screen``); with ``--energy-filter`` the best N by a
+pre-relaxation filter (CHGNet single-point proxy E_hull of the unrelaxed cell). Every rule is
+the same for every method. Times are process CPU seconds; relaxations are cached per candidate
+in ``--work`` (an interrupted run resumes).
 
 Usage: ``OMP_NUM_THREADS=1 nice -n 10 python benchmarks/materials_stability.py --set DIR
---hull ../shared/data/materials/mp20_hull --steps 3000 --max-minutes 35 --n 30 --pool 2``;
+--hull ../shared/data/materials/mp20_hull --steps 4000 --max-minutes 20 --n 100 --pool 2``;
 ``--only-throughput`` measures relaxations per minute (local 1 / 2 processes, Dask).
 """
 
@@ -191,21 +194,37 @@ def prescore(cands: list, hull) -> tuple[list[float], float]:  # CPU seconds (pr
     return out, time.process_time() - t0
 
 
-def relax_pool(cands: list, need: list[int], hull, relax_cfg) -> dict[int, dict]:
-    """Relax (once) every structurally valid candidate in ``need``; rows carry CPU seconds."""
+def relax_pool(cands: list, need: list[int], hull, relax_cfg, cache: Path | None = None
+               ) -> dict[int, dict]:
+    """Relax (once) every structurally valid candidate in ``need``; rows carry CPU seconds.
+
+    ``cache``: a JSON-lines file of finished rows (candidate index, row); a rerun reads it and
+    relaxes only the rest, so an interrupted benchmark loses at most one relaxation.
+    """
+    from pymatgen.core import Structure
+
     from materials import metrics as M
     from materials.stable_set import score_structures
 
-    rows = {}
+    rows: dict[int, dict] = {}
+    if cache is not None and cache.is_file():
+        for line in cache.read_text().splitlines():
+            d = json.loads(line)
+            d["row"]["structure"] = Structure.from_dict(d["row"]["structure"])
+            rows[int(d["i"])] = d["row"]
     for i in need:
         s = cands[i]
-        if s is None or not M.structural_validity(s):
+        if i in rows or s is None or not M.structural_validity(s):
             continue
         t0 = time.process_time()
         r = score_structures([s], hull, relax_cfg)[0]
         r["seconds"] = time.process_time() - t0
         rows[i] = r
-    return rows
+        if cache is not None:
+            with cache.open("a") as f:
+                f.write(json.dumps({"i": i, "row": {**r, "structure": r["structure"].as_dict()}},
+                                   default=float) + "\n")
+    return {i: r for i, r in rows.items() if i in set(need)}
 
 
 def score(cands: list, rows: list, train: list, test: list, self_hull,
@@ -242,7 +261,10 @@ def score(cands: list, rows: list, train: list, test: list, self_hull,
         sm = M._matcher()
         for name, proto in frames.items():
             in_frame[name] = sum(_anon_fit(sm, relaxed[i], proto) for i in ok)
-    return {"n": n, "valid": val["valid"], "struct_valid": val["struct_valid"],
+    from materials.stable_screen import screen
+
+    return {"n": n, "valid": val["valid"], "ionic": screen(cands, "ionic"),
+            "struct_valid": val["struct_valid"],
             "comp_valid": val["comp_valid"], "e_hull": e, "e_hull_self": e_self,
             "unique": uniq, "novel": nov, "in_frame": in_frame,
             "relax_seconds": sum(r["seconds"] for r in rows if r is not None),
@@ -274,6 +296,7 @@ def table(results: dict, cal: dict) -> list[str]:
 
     row("candidates generated (N)", lambda r: str(r["n"]))
     row("valid (struct. + comp.)", lambda r: _frac(sum(r["valid"]), r["n"]))
+    row("passes the ionic composition screen", lambda r: _frac(sum(r["ionic"]), r["n"]))
     row("relaxed and scored", lambda r: _frac(sum(map(math.isfinite, r["e_hull"])), r["n"]))
 
     def med(r: dict) -> str:
@@ -327,7 +350,13 @@ def main() -> None:
     ap.add_argument("--max-minutes", type=float, default=None,
                     help="stop training after this wall time (Lightning max_time)")
     ap.add_argument("--pool", type=int, default=2,
-                    help="draw pool*N per method; the first N and the filtered best N are rows")
+                    help="draw pool*N per method; rows: the first N, the first N that pass "
+                    "--screen, and (with --energy-filter) the best N by unrelaxed proxy E_hull")
+    ap.add_argument("--screen", choices=("none", "ionic"), default="ionic",
+                    help="composition sanity rule before relaxation (materials.stable_screen), "
+                    "the same for every method; 'none' drops the screened rows")
+    ap.add_argument("--energy-filter", action="store_true",
+                    help="also the round-5 rows: best N of the pool by the unrelaxed proxy E_hull")
     ap.add_argument("--guidance", type=float, nargs="*", default=[],
                     help="extra UniMat rows with this CFG weight in the structure stage")
     ap.add_argument("--throughput", action="store_true", help="also measure relaxations/min")
@@ -394,10 +423,11 @@ def main() -> None:
                                    max_steps=args.steps, seed=args.seed, ema_decay=0.999,
                                    extra={"max_time": {"minutes": args.max_minutes}}
                                    if args.max_minutes else {}))
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         gen.fit(train, checkpoint_dir=work / f"ckpt_{tag}",
                 seed=args.seed)
         train_s = time.perf_counter() - t0
+        (work / f"{gpath.stem}.train_cpu_seconds").write_text(f"{time.process_time() - c0:.1f}")
         gen.save(gpath)
         import torch
 
@@ -409,6 +439,8 @@ def main() -> None:
     steps_done = args.steps
     if tfile.is_file():
         train_s, steps_done = float(tfile.read_text().split()[0]), int(tfile.read_text().split()[1])
+    cfile = work / f"{gpath.stem}.train_cpu_seconds"
+    train_cpu = float(cfile.read_text()) if cfile.is_file() else float("nan")
     if args.train_only:
         return
     gen.config.steps = args.sample_steps
@@ -437,30 +469,43 @@ def main() -> None:
     gen.config.guidance = 1.0
     comps = [s.composition for s in ours if s is not None] or [s.composition for s in train]
     comps = [comps[i % len(comps)] for i in range(pool)]
-    t0 = time.process_time()
-    pools["PyXtal random"] = (pyxtal_like(comps, args.seed), time.process_time() - t0)
-    t0 = time.process_time()
+    t0 = time.process_time()  # substitution before PyXtal: the cheap relaxations first
     pools["ion substitution"] = (ion_substitution(train, pool, args.seed, tuple(scfg.palette)),
                                  time.process_time() - t0)
+    t0 = time.process_time()
+    pools["PyXtal random"] = (pyxtal_like(comps, args.seed), time.process_time() - t0)
 
     frames = None
     if args.split == "prototype":
         from materials.stable_prototypes import seed_structure
 
         frames = {h: seed_structure(h) for h in args.holdout.split(",")}
-    results = {}
+    from materials.stable_screen import composition_summary, first_passing
+
+    results: dict[str, dict] = {}
+    comp_stats = {name: composition_summary(c) for name, (c, _) in pools.items()}
+    print("compositions", comp_stats, flush=True)
     for name, (cands, gs) in pools.items():
         m = len(cands)
         plain = list(range(min(n, m)))
         sel = {name: (plain, gs * len(plain) / m, 0.0)}
-        if m > n:  # the pre-relaxation filter: best n of the pool by unrelaxed proxy E_hull
+        if args.screen != "none":  # first n of the pool that pass the composition rule
+            t0 = time.process_time()
+            idx = first_passing(cands, n, args.screen)
+            used = (idx[-1] + 1) if len(idx) == n else m  # candidates drawn to fill the row
+            sel[f"{name}, {args.screen} screen"] = (idx, gs * used / m, time.process_time() - t0)
+        if args.energy_filter and m > n:  # best n of the pool by unrelaxed proxy E_hull
             pre, pre_s = prescore(cands, hull)
             best = [int(i) for i in np.argsort(pre, kind="stable")[:n]]
             sel[f"{name}, filtered {n}/{m}"] = (best, gs, pre_s)
         need = sorted(set().union(*(set(v[0]) for v in sel.values())))
-        rows = relax_pool(cands, need, hull, relax_cfg)
+        slug = "".join(ch if ch.isalnum() else "_" for ch in name)
+        rows = relax_pool(cands, need, hull, relax_cfg,
+                          cache=work / f"relax_{tag}_{slug}_r{args.relax_steps}.jsonl")
         for key, (idx, g_s, p_s) in sel.items():
-            r = score([cands[i] for i in idx], [rows.get(i) for i in idx], train, test,
+            idx = idx + [None] * (n - len(idx))  # a screen's shortfall counts as failures
+            r = score([cands[i] if i is not None else None for i in idx],
+                      [rows.get(i) if i is not None else None for i in idx], train, test,
                       self_hull, frames)
             r["gen_seconds"] = g_s + p_s
             results[key] = r
@@ -486,12 +531,19 @@ def main() -> None:
         "same element palette as the set, formulas new to the training set). Relaxation: "
         f"CHGNet FIRE with cell relaxation, fmax {scfg.fmax}, <= {args.relax_steps} steps, for "
         "every structurally valid candidate of every method. Counts are over all N candidates "
-        f"of a row. Each method draws {args.pool} x N: its plain row is the first N, its "
-        "'filtered' row the best N of the pool by the proxy E_hull of the UNRELAXED cell (one "
-        "CHGNet single point each; its seconds and the whole pool's generation count). "
+        f"of a row. Each method draws {args.pool} x N: its plain row is the first N; its "
+        f"'{args.screen} screen' row the first N of the pool whose composition passes the "
+        "rule of materials.stable_screen (SMACT neutrality + Pauling order on ICSD-common "
+        "oxidation states; a shortfall counts as failed candidates; generation seconds of the "
+        "draws needed count); with --energy-filter, a 'filtered' row: the best N of the pool by "
+        "the proxy E_hull of the UNRELAXED cell (one CHGNet single point each). "
         "Hull (a): DFT-anchored MP-20 (CHGNet formation energy); hull (b): "
         "CHGNet energies of the training structures + elemental references.", "",
         *table(results, cal), "",
+        "Compositions of each method's whole pool (decoded / metal + anion former / CDVAE "
+        "SMACT-valid / ionic screen): " + "; ".join(
+            f"{k} {v['decoded']}/{v['cation_anion_pair']}/{v['smact_valid']}/{v['ionic']} of "
+            f"{v['n']}" for k, v in comp_stats.items()) + ".", "",
         f"## Proxy calibration ({cal['n_formulas']} formulas of the set's candidates that are in "
         "MP-20)", "",
         f"Per formula, the lowest proxy E_hull over the set's decorated candidates vs the lowest "
@@ -533,6 +585,7 @@ def main() -> None:
     (work / "results.json").write_text(json.dumps(
         {"results": results, "calibration": cal, "throughput": thr, "set_summary": summary,
          "train_seconds": train_s, "n_train": len(train), "n_test": len(test),
+         "compositions": comp_stats, "train_cpu_seconds": train_cpu,
          "args": vars(args)}, default=str, indent=1))
     print("\n".join(lines))
 

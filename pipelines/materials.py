@@ -75,6 +75,9 @@ class EvaluateConfig:
     mp20_hull: str | None = None  # mp20_hull folder/parquet: enables the DFT-anchored proxy
     reference_energies: str = "single_point"  # self-consistent hull refs: single_point or relax
     element_steps: int = 150  # FIRE steps for the elemental reference crystals (cached on disk)
+    # composition sanity rule before relaxation (materials.stable_screen): "none", or "ionic"
+    # (SMACT neutrality + Pauling order on ICSD-common oxidation states; failures not relaxed)
+    screen: str = "none"
 
 
 @dataclass
@@ -204,17 +207,19 @@ def evaluate(cfg: MaterialsConfig, run: RunDir) -> None:
         relax_many,
         stability_summary,
     )
+    from materials.stable_screen import screen
 
     train_set = _read_structures(run.path / "data" / "train.json")
     rows = _load_candidates(run)
     structs = [r["structure"] for r in rows]
     val = M.validity(structs)
+    passes = screen(structs, cfg.evaluate.screen)
     idx = [i for i, s in enumerate(structs) if s is not None]
     decoded = [structs[i] for i in idx]
     uniq = dict(zip(idx, M.uniqueness(decoded)))
     nov = dict(zip(idx, M.novelty(decoded, train_set)))
     relax_cfg = RelaxConfig(fmax=cfg.evaluate.fmax, steps=cfg.evaluate.relax_steps)
-    to_relax = [i for i in idx if val["valid"][i]] if cfg.evaluate.relax else []
+    to_relax = [i for i in idx if val["valid"][i] and passes[i]] if cfg.evaluate.relax else []
     if cfg.evaluate.max_relax is not None:
         to_relax = to_relax[: cfg.evaluate.max_relax]
     t0 = time.perf_counter()
@@ -244,7 +249,7 @@ def evaluate(cfg: MaterialsConfig, run: RunDir) -> None:
             "n_atoms": 0 if s is None else len(s), "decoded": s is not None,
             "struct_valid": val["struct_valid"][i], "comp_valid": val["comp_valid"][i],
             "valid": val["valid"][i], "unique": uniq.get(i, False), "novel": nov.get(i, False),
-            "energy_per_atom_chgnet": e, "proxy_e_hull_self": e_self,
+            "passes_screen": passes[i], "energy_per_atom_chgnet": e, "proxy_e_hull_self": e_self,
             "proxy_e_hull_mp20": e_dft, "relax_steps": rel["steps"] if rel else 0,
         })
         if rel:
@@ -261,6 +266,8 @@ def evaluate(cfg: MaterialsConfig, run: RunDir) -> None:
         "csp_composition_match": sum(bool(t["formula"]) and _same_formula(t["formula"], t["target"])
                                      for t in csp) / max(len(csp), 1),
         "relaxations": len(to_relax), "relax_seconds": round(relax_seconds, 2),
+        f"valid_screened_out (evaluate.screen={cfg.evaluate.screen})": sum(
+            v and not p for v, p in zip(val["valid"], passes)),
         "valid_not_relaxed (evaluate.max_relax)": sum(val["valid"]) - len(to_relax)
         if cfg.evaluate.relax else 0,
         "relaxations_per_minute": round(60 * len(to_relax) / max(relax_seconds, 1e-9), 2),

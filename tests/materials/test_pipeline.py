@@ -17,7 +17,7 @@ def test_materials_run_end_to_end(tmp_path):
             "model.channels=8", "model.emb_dim=32", "model.batch_size=8",
             "sample.num_samples=2", "sample.compositions=[SrTiO3]", "sample.per_composition=1",
             "sample.steps=3", "sample.repulsion=0",  # 4 steps: repulsion can break the lattice
-            "evaluate.relax_steps=5", "trainer.enable_progress_bar=false"]
+            "evaluate.relax_steps=5", "evaluate.screen=ionic", "trainer.enable_progress_bar=false"]
     cmd = [sys.executable, "-m", "pipelines.cli", "materials", "run", "--out", str(out)]
     for s in sets:
         cmd += ["--set", s]
@@ -29,6 +29,9 @@ def test_materials_run_end_to_end(tmp_path):
             "unique", "novel"} <= set(rows[0])
     csp = [r for r in rows if r["mode"] == "csp"]
     assert csp and csp[0]["formula"] == "SrTiO3"
+    assert csp[0]["passes_screen"] == "True"  # Sr2+ Ti4+ O2-
+    for r in rows:  # evaluate.screen=ionic: a failing composition is never relaxed
+        assert r["passes_screen"] == "True" or r["relax_steps"] == "0", r
     metrics = json.loads((out / "metrics.json").read_text())
     assert "proxy_e_hull_self" in metrics["evaluate"]
     assert (out / "plots" / "proxy_e_hull_hist.png").is_file()
