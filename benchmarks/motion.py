@@ -34,11 +34,18 @@ from motion.baselines import StatisticsTransfer  # noqa: E402
 from motion.config import ModelConfig  # noqa: E402
 from motion.data import load_bandai_namco  # noqa: E402
 from motion.features import clip_to_features  # noqa: E402
-from motion.metrics import MotionEvaluator, diversity  # noqa: E402
+from motion.metrics import (  # noqa: E402
+    POSITION_GROUPS,
+    ROTATION_GROUPS,
+    ChannelStyleFID,
+    MotionEvaluator,
+    diversity,
+)
 from motion.stylizer import Stylizer, StylizerConfig  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-PUBLISHED = ("GenMoStyle (paper, own data) | 0.945 BFA / 0.934 Xia | 0.674 Xia | - | - | - |")
+PUBLISHED = ("GenMoStyle (paper, own data) | 0.945 BFA / 0.934 Xia | 0.674 Xia "
+             "| - | - | - | - | - |")
 
 
 def main() -> None:
@@ -59,6 +66,9 @@ def main() -> None:
     p.add_argument("--w-feat-stats", type=float, default=d.w_feat_stats)
     p.add_argument("--w-style-rec", type=float, default=d.w_style_rec)
     p.add_argument("--w-rot6d", type=float, default=d.w_rot6d)
+    p.add_argument("--w-style-adv", type=float, default=d.w_style_adv)
+    p.add_argument("--w-out-cls", type=float, default=d.w_out_cls)
+    p.add_argument("--w-fk", type=float, default=d.w_fk)
     p.add_argument("--injection", default=d.injection, choices=["blocks", "all"])
     p.add_argument("--same-clip-swap", action="store_true",
                    help="round-2 pairing: swap partner from the same clip")
@@ -86,7 +96,8 @@ def main() -> None:
                          w_kl_label=args.w_kl_label, w_style_cls=args.w_style_cls,
                          w_content_adv=args.w_content_adv, w_feat_stats=args.w_feat_stats,
                          w_style_rec=args.w_style_rec, injection=args.injection,
-                         w_rot6d=args.w_rot6d,
+                         w_rot6d=args.w_rot6d, w_style_adv=args.w_style_adv,
+                         w_out_cls=args.w_out_cls, w_fk=args.w_fk,
                          cross_clip_swap=not args.same_clip_swap, label_code=args.label_code)
     trainer = TrainerConfig(ema_decay=None, enable_progress_bar=False, seed=args.seed,
                             gradient_clip_val=args.grad_clip)
@@ -110,14 +121,18 @@ def main() -> None:
     t_sty = time.perf_counter() - t_sty
     stats = StatisticsTransfer(model.info).fit(train)
     stats_out = [stats.stylize(c, s) for c, s in zip(srcs, targets)]
-    rows = {
-        "ours (label style)": ev.stylized(ours, targets, srcs),
-        "statistics transfer": ev.stylized(stats_out, targets, srcs),
-        "unchanged content": ev.stylized(srcs, targets, srcs),
+    # style FID seen through positions/velocities only and through 6-D rotations only
+    channel_evs = [ChannelStyleFID(model.info, g, window=48, steps=args.classifier_steps,
+                                   seed=args.seed).fit(train)
+                   for g in (POSITION_GROUPS, ROTATION_GROUPS)]
+    sets = {
+        "ours (label style)": (ours, targets, srcs),
+        "statistics transfer": (stats_out, targets, srcs),
+        "unchanged content": (srcs, targets, srcs),
         # the ceiling of any latent stylizer: what the autoencoder alone keeps
-        "autoencoder only, real held-out clips (own style)": ev.stylized(
+        "autoencoder only, real held-out clips (own style)": (
             [model.reconstruct(c) for c in test], [c.meta["style"] for c in test], test),
-        "autoencoder only, statistics-transfer outputs": ev.stylized(
+        "autoencoder only, statistics-transfer outputs": (
             [model.reconstruct(c) for c in stats_out], targets, srcs),
     }
     # the take-002 walks (content seen in every style in training) vs the three actions (call,
@@ -125,8 +140,13 @@ def main() -> None:
     for name, outs in (("ours", ours), ("statistics transfer", stats_out)):
         for part, keep in (("walk contents", True), ("action contents", False)):
             idx = [i for i, c in enumerate(srcs) if (c.meta["content"] == "walk") == keep]
-            rows[f"{name}, {part} only"] = ev.stylized(
+            sets[f"{name}, {part} only"] = (
                 [outs[i] for i in idx], [targets[i] for i in idx], [srcs[i] for i in idx])
+    rows = {}
+    for name, (outs, tg, sr) in sets.items():
+        rows[name] = ev.stylized(outs, tg, sr)
+        for key, cev in zip(("fid_posvel", "fid_rot"), channel_evs):
+            rows[name][key] = cev.scores(outs, tg)["style_fid"]
     prior_rows = prior_samples(model, ev, test, args.n_prior, args.seed)
     label_div = float(sum(diversity(ev_embed(ev, ours[i:i + len(styles)]))
                           for i in range(0, len(ours), len(styles))) / len(test))
@@ -137,7 +157,8 @@ def main() -> None:
     for k in range(5):
         model.stylize(long, styles[k % len(styles)], seed=k)
     per_clip = (time.perf_counter() - t) / 5
-    keys = ("style_acc", "content_acc", "style_fid", "geodesic", "foot_skating")
+    keys = ("style_acc", "content_acc", "style_fid", "fid_posvel", "fid_rot", "geodesic",
+            "foot_skating")
     lines = [
         "# Motion stylization on Bandai-Namco dataset 1 (split by take)", "",
         f"Budget: CPU (2 shared cores), stylizer {cfg.ae_steps} AE + {cfg.stylizer_steps} "
@@ -147,16 +168,22 @@ def main() -> None:
         f"{'the same clip' if args.same_clip_swap else 'another clip of the same label'}, "
         f"w_kl {cfg.w_kl:g}, w_kl_label {cfg.w_kl_label:g}, w_style_cls {cfg.w_style_cls:g}, "
         f"w_content_adv {cfg.w_content_adv:g}, w_feat_stats {cfg.w_feat_stats:g}, "
-        f"w_style_rec {cfg.w_style_rec:g}, w_rot6d {cfg.w_rot6d:g}, injection {cfg.injection}; "
+        f"w_style_rec {cfg.w_style_rec:g}, w_rot6d {cfg.w_rot6d:g}, w_style_adv "
+        f"{cfg.w_style_adv:g}, w_out_cls {cfg.w_out_cls:g}, w_fk {cfg.w_fk:g}, injection "
+        f"{cfg.injection}; "
         f"label code: {cfg.label_code}), "
         f"classifiers {args.classifier_steps} steps. Train: {len(train)} clips of take 001; "
         f"held-out: {len(test)} clips of take 002 ({sorted({c.meta['content'] for c in test})}),"
         f" each stylized into all {len(styles)} styles ({len(ours)} outputs). Clips shorter "
         f"than the window are skipped. Total wall time {time.perf_counter() - t0:.0f} s.", "",
         f"Classifiers on REAL held-out clips: style accuracy {real['style_acc']:.3f}, content "
-        f"accuracy {real['content_acc']:.3f} (chance: {1 / len(styles):.3f} style).", "",
-        "| method | style acc | content acc | style FID | geodesic (rad) | foot skating (cm/s) |",
-        "|---|---|---|---|---|---|"]
+        f"accuracy {real['content_acc']:.3f} (chance: {1 / len(styles):.3f} style); style "
+        f"classifiers on positions/velocities only / 6-D rotations only: "
+        + " / ".join(f"{cev.scores(test, [c.meta['style'] for c in test])['style_acc']:.3f}"
+                     for cev in channel_evs) + ".", "",
+        "| method | style acc | content acc | style FID | style FID (positions/velocities) | "
+        "style FID (rotations) | geodesic (rad) | foot skating (cm/s) |",
+        "|---|---|---|---|---|---|---|---|"]
     for name, m in rows.items():
         lines.append(f"| {name} | " + " | ".join(f"{m[k]:.3f}" for k in keys) + " |")
     lines += [f"| {PUBLISHED}", "",

@@ -7,6 +7,8 @@
 * Geodesic distance ``2 arccos |<q1, q2>|`` between the local joint rotations of the stylized
   clip and of its content clip (root excluded), averaged over frames and joints.
 * Diversity: mean pairwise distance of the style features of several prior samples.
+* Style FID by channel group (:class:`ChannelStyleFID`): the same, with a style classifier that
+  reads only some feature channels, e.g. root/joint positions and velocities vs 6-D rotations.
 * Foot skating: mean horizontal speed of feet while they are at ground height (the lowest
   5th percentile of each foot plus 0.05 leg lengths), in skeleton units per second.
 """
@@ -21,7 +23,7 @@ import torch
 from torch import nn
 
 from .bvh import Clip
-from .features import clip_to_features
+from .features import FeatureLayout, clip_to_features
 from .skeleton import SkeletonInfo
 
 
@@ -189,3 +191,58 @@ class MotionEvaluator:
 
     def style_embedding(self, clip: Clip) -> np.ndarray:
         return self.style_clf.logits_and_embedding(clip_to_features(clip, self.info)[0])[1]
+
+
+POSITION_GROUPS = ("ang_vel", "lin_vel", "height", "ric", "vel")
+ROTATION_GROUPS = ("rot6d",)
+
+
+@dataclass
+class ChannelStyleFID:
+    """Style accuracy and FID (Heusel et al. 2017, Eq. 6) seen through ONE group of channels.
+
+    A style classifier like :class:`MotionEvaluator`'s (same network, steps and seed) is trained
+    on the training clips' feature columns of ``groups`` only (e.g. :data:`POSITION_GROUPS`, the
+    root motion and root-relative joint positions and velocities, or :data:`ROTATION_GROUPS`);
+    its penultimate features give an FID that says which channels separate outputs from real
+    clips.
+    """
+
+    info: SkeletonInfo
+    groups: tuple[str, ...]
+    window: int = 64
+    steps: int = 300
+    seed: int = 0
+    clf: ClipClassifier | None = None
+    real: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def _cols(self, feats: np.ndarray) -> np.ndarray:
+        lay = FeatureLayout(len(self.info.parents))
+        idx = np.concatenate([np.arange(lay.dim)[lay.slice(g)] for g in self.groups])
+        return feats[:, idx]
+
+    def _feats(self, clip: Clip) -> np.ndarray:
+        return self._cols(clip_to_features(clip, self.info)[0])
+
+    def fit(self, clips: list[Clip]) -> ChannelStyleFID:
+        clips = [c for c in clips if c.n_frames >= self.window]
+        feats = [self._feats(c) for c in clips]
+        styles = [str(c.meta["style"]) for c in clips]
+        self.clf = train_classifier(feats, styles, self.window, self.steps, seed=self.seed)
+        emb: dict[str, list[np.ndarray]] = {}
+        for f, s in zip(feats, styles):
+            emb.setdefault(s, []).append(self.clf.logits_and_embedding(f)[1])
+        self.real = {k: np.stack(v) for k, v in emb.items()}
+        return self
+
+    def scores(self, outputs: list[Clip], targets: list[str]) -> dict[str, float]:
+        """``style_acc`` and ``style_fid`` of clips for their target styles (real clips: their
+        own labels) in this channel group."""
+        hits, embs = [], []
+        for out, tgt in zip(outputs, targets):
+            logits, e = self.clf.logits_and_embedding(self._feats(out))
+            hits.append(self.clf.classes[int(np.argmax(logits))] == tgt)
+            embs.append(e)
+        real = np.concatenate([self.real[t] for t in sorted(set(targets)) if t in self.real])
+        return {"style_acc": float(np.mean(hits)),
+                "style_fid": frechet_distance(np.stack(embs), real) if len(embs) > 1 else 0.0}

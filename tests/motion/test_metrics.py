@@ -114,3 +114,26 @@ def test_bandai_names_and_loader(shared_data):
     clips = load_bandai_namco(shared_data / "motion/bandai-namco-1", contents=["bow"])
     assert len(clips) == 15 and {c.meta["content"] for c in clips} == {"bow"}
     assert all(c.n_joints == 21 and c.names[0] == "Hips" for c in clips)
+
+
+def test_channel_style_fid_reads_only_its_channel_groups():
+    """A rotation-only classifier ignores a raised root; a position one does not; real clips
+    scored against themselves have FID 0."""
+    from motion.metrics import POSITION_GROUPS, ROTATION_GROUPS, ChannelStyleFID
+
+    clips = [generate_clip(s, "walk", 40, seed=k) for s in ("neutral", "angry") for k in range(3)]
+    info = SkeletonInfo.from_clip(clips[0])
+    styles = [c.meta["style"] for c in clips]
+    rot = ChannelStyleFID(info, ROTATION_GROUPS, window=16, steps=3).fit(clips)
+    pos = ChannelStyleFID(info, POSITION_GROUPS, window=16, steps=3).fit(clips)
+    assert rot.clf.mean.shape == (6 * clips[0].n_joints,)
+    assert pos.clf.mean.shape == (4 + 3 * (clips[0].n_joints - 1) + 3 * clips[0].n_joints,)
+    raised = []
+    for c in clips:
+        r = c.copy()
+        r.positions = r.positions.copy()
+        r.positions[:, 0, 1] += 5.0 * np.linspace(0, 1, r.n_frames)
+        raised.append(r)
+    assert abs(rot.scores(clips, styles)["style_fid"]) < 1e-6
+    assert abs(rot.scores(raised, styles)["style_fid"]) < 1e-6
+    assert pos.scores(raised, styles)["style_fid"] > 1e-3
