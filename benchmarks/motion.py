@@ -69,6 +69,7 @@ def main() -> None:
     p.add_argument("--w-style-adv", type=float, default=d.w_style_adv)
     p.add_argument("--w-out-cls", type=float, default=d.w_out_cls)
     p.add_argument("--w-fk", type=float, default=d.w_fk)
+    p.add_argument("--w-rot-stats", type=float, default=d.w_rot_stats)
     p.add_argument("--injection", default=d.injection, choices=["blocks", "all"])
     p.add_argument("--same-clip-swap", action="store_true",
                    help="round-2 pairing: swap partner from the same clip")
@@ -97,7 +98,7 @@ def main() -> None:
                          w_content_adv=args.w_content_adv, w_feat_stats=args.w_feat_stats,
                          w_style_rec=args.w_style_rec, injection=args.injection,
                          w_rot6d=args.w_rot6d, w_style_adv=args.w_style_adv,
-                         w_out_cls=args.w_out_cls, w_fk=args.w_fk,
+                         w_out_cls=args.w_out_cls, w_fk=args.w_fk, w_rot_stats=args.w_rot_stats,
                          cross_clip_swap=not args.same_clip_swap, label_code=args.label_code)
     trainer = TrainerConfig(ema_decay=None, enable_progress_bar=False, seed=args.seed,
                             gradient_clip_val=args.grad_clip)
@@ -169,8 +170,8 @@ def main() -> None:
         f"w_kl {cfg.w_kl:g}, w_kl_label {cfg.w_kl_label:g}, w_style_cls {cfg.w_style_cls:g}, "
         f"w_content_adv {cfg.w_content_adv:g}, w_feat_stats {cfg.w_feat_stats:g}, "
         f"w_style_rec {cfg.w_style_rec:g}, w_rot6d {cfg.w_rot6d:g}, w_style_adv "
-        f"{cfg.w_style_adv:g}, w_out_cls {cfg.w_out_cls:g}, w_fk {cfg.w_fk:g}, injection "
-        f"{cfg.injection}; "
+        f"{cfg.w_style_adv:g}, w_out_cls {cfg.w_out_cls:g}, w_fk {cfg.w_fk:g}, w_rot_stats "
+        f"{cfg.w_rot_stats:g}, injection {cfg.injection}; "
         f"label code: {cfg.label_code}), "
         f"classifiers {args.classifier_steps} steps. Train: {len(train)} clips of take 001; "
         f"held-out: {len(test)} clips of take 002 ({sorted({c.meta['content'] for c in test})}),"

@@ -47,6 +47,8 @@ class ModelConfig:
         w_out_cls: supervised only: cross-entropy of a feature-space style classifier, trained
             on the training clips for ``out_cls_steps`` steps before stage 2 and then frozen, on
             the decoded hetero-style outputs (0 = off; not the evaluation classifier).
+        w_rot_stats: supervised only: the ``w_feat_stats`` term on the 6-D rotation channels
+            alone, with its own weight (0 = off).
         w_fk: forward-kinematics consistency of the decoded hetero-style outputs (FK of the
             rotations must give the joint positions; ``motion.fk_consistency``; 0 = off).
         injection: where the generator injects the style code: ``blocks`` (GenMoStyle: AdaIN in
@@ -93,6 +95,7 @@ class ModelConfig:
     w_out_cls: float = 0.0
     out_cls_steps: int = 300
     w_fk: float = 0.0
+    w_rot_stats: float = 0.0
     injection: str = "all"
     cross_clip_swap: bool = True
     style_label: bool = True

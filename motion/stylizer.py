@@ -147,6 +147,7 @@ class Stylizer:
                                 w_out_cls=cfg.w_out_cls,
                                 out_classifier=self._output_classifier(normed, labels),
                                 w_fk=cfg.w_fk, fk=self._fk_skeleton(),
+                                w_rot_stats=cfg.w_rot_stats,
                                 **self._rot6d_channels())
         self._run(stage2, loader, dataclasses.replace(tcfg, max_steps=cfg.stylizer_steps), ckpt,
                   "stylizer")

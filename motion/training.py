@@ -34,6 +34,8 @@ otherwise ``M2``) and ``N`` (a window of a random other clip):
 * optionally (``w_out_cls``, supervised) a style-classification loss on the decoded hetero-style
   outputs through a feature-space style classifier trained beforehand on the training clips
   only and frozen (not the evaluation classifier);
+* optionally (``w_rot_stats``, supervised) the same statistics on the 6-D rotation channels
+  only, weighted on their own (a rotation-space feature-statistics term);
 * optionally (``w_fk``) forward-kinematics consistency of the same outputs: FK of the decoded
   rotations must give the decoded joint positions (``motion.fk_consistency``), since a clip is
   written from its rotations.
@@ -151,7 +153,8 @@ class StylizerModule(pl.LightningModule):
                  w_rot6d: float = 0.0, rot6d: tuple[int, int] | None = None,
                  rot6d_norm: torch.Tensor | None = None, w_style_adv: float = 0.0,
                  n_contents: int = 0, w_out_cls: float = 0.0, out_classifier: Any = None,
-                 w_fk: float = 0.0, fk: dict[str, Any] | None = None) -> None:
+                 w_fk: float = 0.0, fk: dict[str, Any] | None = None,
+                 w_rot_stats: float = 0.0) -> None:
         super().__init__()
         self.ae = ae.requires_grad_(False)
         self.content, self.style, self.generator = content, style, generator
@@ -180,17 +183,21 @@ class StylizerModule(pl.LightningModule):
             raise ValueError("w_fk needs fk: rot6d/ric bounds, norm [2, D], offsets, parents")
         self.fk = fk if w_fk else None
         self.supervised, self.lr, self.label_dropout = supervised, lr, label_dropout
-        if w_feat_stats and supervised and style_stats is None:
-            raise ValueError("w_feat_stats needs style_stats [n_styles, 2, D]")
+        if (w_feat_stats or w_rot_stats) and supervised and style_stats is None:
+            raise ValueError("w_feat_stats / w_rot_stats need style_stats [n_styles, 2, D]")
+        if w_rot_stats and rot6d is None:
+            raise ValueError("w_rot_stats needs rot6d (channel bounds)")
+        self.rot_bounds = rot6d
         # per-label (mean, std) of the normalised features [K, 2, D]; not a trained parameter
-        use = style_stats is not None and bool(w_feat_stats) and supervised
+        use = style_stats is not None and bool(w_feat_stats or w_rot_stats) and supervised
         self.register_buffer("style_stats", torch.as_tensor(style_stats, dtype=torch.float32)
                              if use else None)
         self.w = dict(rec=w_rec, swap=w_swap, cycle=w_cycle, kl=w_kl, kl_pair=w_kl_pair,
                       kl_label=w_kl_label, feat=w_feat, style_cls=w_style_cls, critic=1.0,
                       content_adv=w_content_adv, content_critic=1.0,
                       feat_stats=w_feat_stats, style_rec=w_style_rec, rot6d=w_rot6d,
-                      style_adv=w_style_adv, style_critic=1.0, out_cls=w_out_cls, fk=w_fk)
+                      style_adv=w_style_adv, style_critic=1.0, out_cls=w_out_cls, fk=w_fk,
+                      rot_stats=w_rot_stats)
         if w_rot6d and (rot6d is None or rot6d_norm is None):
             raise ValueError("w_rot6d needs rot6d (channel bounds) and rot6d_norm [2, C]")
         # (mean, std) of the 6-D rotation channels, to read decoded outputs in radians' units
@@ -229,11 +236,13 @@ class StylizerModule(pl.LightningModule):
         return {"critic": ce(self.critic(z1.detach()), lab1),
                 "style_cls": ce(logits, torch.cat([lab1, lab_n]))}
 
-    def _stats_term(self, z_hat: torch.Tensor, lab: torch.Tensor) -> torch.Tensor:
+    def _stats_term(self, z_hat: torch.Tensor, lab: torch.Tensor,
+                    channels: tuple[int, int] | None = None) -> torch.Tensor:
         """L1 between the decoded output's channel mean/std over time and label ``lab``'s
-        (Li et al. 2017, Eq. 8; foot-contact channels excluded)."""
-        y = self.ae.decode(z_hat)[:, :-4]
-        target = self.style_stats[lab][..., :-4]                       # [B, 2, D-4]
+        (Li et al. 2017, Eq. 8) over ``channels`` (default: all but the foot contacts)."""
+        a, b = channels or (0, self.style_stats.shape[-1] - 4)
+        y = self.ae.decode(z_hat)[:, a:b]
+        target = self.style_stats[lab][..., a:b]                       # [B, 2, b - a]
         mu, sd = y.mean(-1), (y.var(-1, unbiased=False) + 1e-6).sqrt()
         return (mu - target[:, 0]).abs().mean() + (sd - target[:, 1]).abs().mean()
 
@@ -330,9 +339,13 @@ class StylizerModule(pl.LightningModule):
                                                     torch.cat([batch["label"], lab_n_raw]))
             if self.fk is not None:
                 out["fk"] = self._fk_term(torch.cat([n_to_m, m_to_n]))
-            if self.style_stats is not None:
+            if self.style_stats is not None and self.w["feat_stats"]:
                 out["feat_stats"] = 0.5 * (self._stats_term(m_to_n, lab_n_raw)
                                            + self._stats_term(n_to_m, batch["label"]))
+            if self.style_stats is not None and self.w["rot_stats"]:
+                rb = self.rot_bounds
+                out["rot_stats"] = 0.5 * (self._stats_term(m_to_n, lab_n_raw, rb)
+                                          + self._stats_term(n_to_m, batch["label"], rb))
         if self.content_critic is not None:
             out.update(self._content_terms(c1, batch["label"]))
         if self.style_critic is not None and "content" in batch:
@@ -351,7 +364,7 @@ class StylizerModule(pl.LightningModule):
         self.log_dict({k: v for k, v in parts.items() if k in ("rec", "swap", "kl", "style_cls",
                                                                 "feat_stats", "style_rec",
                                                                 "rot6d", "style_adv", "out_cls",
-                                                                "fk")},
+                                                                "fk", "rot_stats")},
                       prog_bar=True, batch_size=len(batch["x1"]))
         return loss
 

@@ -176,3 +176,30 @@ def test_fit_builds_the_terms_with_ordered_classifier_classes(monkeypatch):
     model.config = stylizer_mod.StylizerConfig.tiny(w_out_cls=0.5, out_cls_steps=1)
     clf = model._output_classifier(feats, labels)
     assert clf.classes == [f"{k:04d}" for k in range(12)]
+
+
+def test_rotation_statistics_term_reads_only_the_rotation_channels():
+    """``w_rot_stats``: the feature-statistics L1 on the rotation channel bounds only."""
+    dim = 10
+    stats = torch.zeros(2, 2, dim)
+    stats[:, 1] = 1.0
+    stats[1, 0, 2:5] = 2.0                                 # label 1 differs on channels 2..4
+    torch.manual_seed(0)
+    module = StylizerModule(_IdentityAE(dim, 16, dim), ContentEncoder(dim, 16, 8, 1),
+                            StyleEncoder(dim, 16, 4, n_styles=2), Generator(8, dim, 16, 4, 1),
+                            label_dropout=0.0, n_styles=2, style_stats=stats, w_feat_stats=0.0,
+                            w_rot_stats=1.0, rot6d=(5, 9))
+    y = torch.tensor([1.0, -1.0]).repeat(8).expand(2, dim, 16).clone()   # mean 0, std 1
+    lab = torch.tensor([0, 1])
+    assert float(module._stats_term(y, lab, (5, 9))) == pytest.approx(0.0, abs=1e-4)
+    assert float(module._stats_term(y, lab)) == pytest.approx(2.0 * 3 / 6 / 2, abs=1e-4)
+    y[:, 5:9] += 1.0                                     # both labels off by 1 on those
+    assert float(module._stats_term(y, lab, (5, 9))) == pytest.approx(1.0, abs=1e-4)
+    batch = {**_batch(dim), "label": torch.tensor([0, 1, 0, 1]),
+             "label_n": torch.tensor([1, 0, 1, 1])}
+    parts = module.losses(batch)
+    assert "rot_stats" in parts and "feat_stats" not in parts
+    with pytest.raises(ValueError, match="rot6d"):
+        StylizerModule(_IdentityAE(dim, 16, dim), ContentEncoder(dim, 16, 8, 1),
+                       StyleEncoder(dim, 16, 4, n_styles=2), Generator(8, dim, 16, 4, 1),
+                       n_styles=2, style_stats=stats, w_rot_stats=1.0)
