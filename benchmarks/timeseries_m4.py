@@ -157,7 +157,8 @@ def evaluate_all(args: argparse.Namespace) -> None:
     flush()
     pos = {i: k for k, i in enumerate(idx)}
 
-    def tsdiff(rel: str, sampler: str, k: int, scale: float | None) -> dict:
+    def tsdiff(rel: str, sampler: str, k: int, scale: float | None,
+               guidance: str = "quantile") -> dict:
         pred = TSDiffPredictor.deserialize(Path(args.work) / rel)
         seed0 = pred.seed
 
@@ -165,10 +166,12 @@ def evaluate_all(args: argparse.Namespace) -> None:
             pred.seed, pred.batch_size = seed0 + part[0], 8  # series i draws from seed0 + i
             t0 = time.process_time()
             fc = list(pred.predict([inputs[pos[i]] for i in part], num_samples=args.num_samples,
-                                   sampler=sampler, steps=k, scale=scale, progress=False))
+                                   sampler=sampler, steps=k, scale=scale, progress=False,
+                                   guidance=guidance))
             return [f.samples for f in fc], time.process_time() - t0
 
         tag = f"{pre}{rel.replace('/', '-')}-{sampler}{k}-s{scale if scale is not None else 'd'}"
+        tag += "-ms" if guidance == "mse" else ""
         samples, s_series = Store(Path(args.work), tag).get(idx, make)
         meta = json.loads((Path(args.work) / rel / "budget.json").read_text())
         return {"crps": crps_of(forecasts(samples, inputs, freq), test), "s_series": s_series,
@@ -200,11 +203,14 @@ def evaluate_all(args: argparse.Namespace) -> None:
         if kind == "deepar":  # deepar:<seed>:<steps>
             cache.get(f"deepar/{rest[0]}/{rest[1]}/{n}",
                       partial(deepar_job, int(rest[0]), int(rest[1])))
-        else:  # <seed<s>/step<b>>:<sampler>:<k>[:<guidance scale, default the predictor's>]
+        else:  # <seed<s>/step<b>>:<sampler>:<k>[:<scale, default the predictor's>][:ms]
+            ms = rest[-1] == "ms"  # TSDiff-MS (mean squared error guidance); else TSDiff-Q
+            rest = rest[:-1] if ms else rest
             scale = float(rest[2]) if len(rest) > 2 else None
             tag = "" if scale is None else f"/s{scale:g}"
-            cache.get(f"{pre}tsdiff/{kind}/{rest[0]}/{rest[1]}{tag}/{n}",
-                      partial(tsdiff, kind, rest[0], int(rest[1]), scale))
+            cache.get(f"{pre}tsdiff{'-ms' if ms else ''}/{kind}/{rest[0]}/{rest[1]}{tag}/{n}",
+                      partial(tsdiff, kind, rest[0], int(rest[1]), scale,
+                              "mse" if ms else "quantile"))
         flush()
 
 
@@ -217,7 +223,8 @@ def main() -> None:
     e = sub.add_parser("eval", help="CRPS of saved predictors and of the baselines")
     e.add_argument("--jobs", default="seed0/step500:ddim:10,deepar:0:500",
                    help="comma-separated jobs in order: seed<s>/step<b>:<sampler>:<steps>"
-                        "[:<scale>] (sampler ddim, ddpm, dpmpp_2m) or deepar:<seed>:<steps>")
+                        "[:<scale>][:ms] (sampler ddim, ddpm, dpmpp_2m; ms: TSDiff-MS) or "
+                        "deepar:<seed>:<steps>")
     e.add_argument("--stride", type=int, default=30,
                    help="evaluate every stride-th series (414 / 30 -> 14 series)")
     e.add_argument("--num-samples", type=int, default=100)

@@ -59,14 +59,37 @@ def test_backbone_shapes_and_step_dependence(seed: int) -> None:
 def test_fft_size_is_fast_and_wrap_free() -> None:
     from timeseries.s4 import fft_size
 
-    for length in (1, 5, 24, 40, 360, 384, 390):
+    for length in (1, 5, 24, 40, 312, 360, 384, 390, 1000):
         n = fft_size(length)
         m = n
-        while m % 2 == 0:
-            m //= 2
-        assert n >= 2 * length and n % 2 == 0 and m in (1, 3)
-        assert n < 4 * length  # the smallest such size is below 4L (2^a or 3 2^a)
-    assert fft_size(360) == 768
+        for p in (2, 3, 5):
+            while m % p == 0:
+                m //= p
+        assert n >= 2 * length and n % 2 == 0 and m == 1
+        assert n & (n - 1) == 0 or n % 16 == 0
+        assert n <= 1 << (2 * length - 1).bit_length()  # never above the power of two
+    assert fft_size(360) == 720 and fft_size(390) == 800 and fft_size(1) == 2
+
+
+@pytest.mark.parametrize("length", [48, 390])
+def test_layer_output_does_not_depend_on_the_fft_size(seed: int, length: int,
+                                                      monkeypatch) -> None:
+    """Any wrap-free FFT size gives the same bidirectional convolution (forward and gradients)."""
+    import timeseries.s4 as s4
+
+    torch.manual_seed(seed)
+    layer = s4.S4DConv(8, 4)
+    u = torch.randn(8, 3, length, requires_grad=True)
+    outs = []
+    for size in (s4.fft_size(length), 1 << (2 * length - 1).bit_length(), 4 * length):
+        monkeypatch.setattr(s4, "fft_size", lambda n, size=size: size)
+        y = layer(u)
+        grads = torch.autograd.grad((y * torch.cos(y)).sum(), [u, *layer.parameters()])
+        outs.append((y.detach(), grads))
+    for y, grads in outs[1:]:
+        assert torch.allclose(y, outs[0][0], atol=1e-5)
+        for g, g0 in zip(grads, outs[0][1]):
+            assert torch.allclose(g, g0, atol=1e-4, rtol=1e-4)
 
 
 def test_fft_conv_gradients_match_autograd(seed: int) -> None:
