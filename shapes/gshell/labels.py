@@ -58,7 +58,7 @@ def observe(points: torch.Tensor, views: Views, cameras: list[Camera], margin: f
             see_near: torch.Tensor | None = None,
             exit_sdf: Callable[[torch.Tensor], torch.Tensor] | None = None,
             exit_margin: float = 0.0, inside_margin: float | None = None,
-            min_views: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+            min_views: int = 1, exit_cos: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Observation labels of template points for the mSDF regularisers (no gradient).
 
     A view *observes* a point when the point projects inside the mask and lies on the observed
@@ -86,6 +86,12 @@ def observe(points: torch.Tensor, views: Views, cameras: list[Camera], margin: f
     it sees a surface with template volume behind it (Sec. 5.1 reading, ours). With
     ``inside_margin`` as well, the observed surface must not lie more than that inside the
     template (there the template is too fat: :func:`concave_free_space` lets the SDF carve).
+    ``exit_cos`` (with ``exit_sdf`` and normal maps): the observed surface must also *face like*
+    the template's far side: ``|n_observed . grad SDF(observed point)| >= exit_cos``. Through a
+    garment's neck the inside of its back is parallel to the template's back (``|cos|`` ~ 1);
+    across the web the visual hull leaves between a cow's legs a view sees a leg, and through a
+    template bulge under a box a grazing view sees the box's bottom near its edge, where the
+    template's far side is rounded: surfaces at an angle to it (median ``|cos|`` 0.2-0.3).
     ``min_views``: a point counts as seen through only when that many views see through it
     (one view's evidence at a depth edge or a grazing rim is often a pixel-rounding artefact).
 
@@ -132,7 +138,10 @@ def observe(points: torch.Tensor, views: Views, cameras: list[Camera], margin: f
             cand = in_mask & (gap > see_margin)
             if exit_sdf is not None and bool(cand.any()):
                 cand &= m & (d > 0)
-                _keep_far_side(cand, p, z, d, cam, exit_sdf, exit_margin, inside_margin)
+                nobs = (views.normals[i].to(p.device, p.dtype)[r, c]
+                        if exit_cos > 0 and views.normals is not None else None)
+                _keep_far_side(cand, p, z, d, cam, exit_sdf, exit_margin, inside_margin,
+                               nobs, exit_cos)
             if tree is not None and bool(cand.any()):
                 _keep_openings(cand, p, z, near[i].to(p.device, p.dtype)[r, c], cam, tree,
                                concave_margin)
@@ -158,11 +167,14 @@ def _keep_openings(cand: torch.Tensor, p: torch.Tensor, z: torch.Tensor, near: t
 
 def _keep_far_side(cand: torch.Tensor, p: torch.Tensor, z: torch.Tensor, depth: torch.Tensor,
                    cam: Camera, sdf: Callable[[torch.Tensor], torch.Tensor], behind: float,
-                   inside: float | None = None) -> None:
+                   inside: float | None = None, normals: torch.Tensor | None = None,
+                   min_cos: float = 0.0) -> None:
     """Clear ``cand`` (in place) where the SDF ``behind`` past the observed point (the point's
     ray at the observed ``depth``) is not positive, or (``inside``) the SDF at the observed point
     is below ``-inside``: the view sees a surface inside the template (a concavity), not the
-    template's far side (an opening)."""
+    template's far side (an opening). With ``normals`` (observed world normals ``[P, 3]``) also
+    where ``|normal . grad SDF| < min_cos`` at the observed point (central differences over
+    ``behind``): the surface seen is not parallel to the template's far side."""
     idx = torch.nonzero(cand).reshape(-1)
     if len(idx) == 0:
         return
@@ -170,11 +182,18 @@ def _keep_far_side(cand: torch.Tensor, p: torch.Tensor, z: torch.Tensor, depth: 
     t = torch.as_tensor(cam.t, dtype=p.dtype, device=p.device)
     xc = (p[idx] @ R.T + t) * (depth[idx] / z[idx].clamp_min(1e-9))[:, None]
     drop = torch.zeros(len(idx), dtype=torch.bool, device=p.device)
+    q = (xc - t) @ R
     if inside is not None:
-        drop |= sdf((xc - t) @ R) < -inside
+        drop |= sdf(q) < -inside
     if behind > 0:
         xb = xc + behind * xc / xc.norm(dim=1, keepdim=True).clamp_min(1e-12)
         drop |= sdf((xb - t) @ R) <= 0
+    if normals is not None and min_cos > 0 and behind > 0:
+        step = 0.5 * behind * torch.eye(3, dtype=q.dtype, device=q.device)
+        grad = torch.stack([sdf(q + step[k]) - sdf(q - step[k]) for k in range(3)], 1)
+        n = normals[idx]
+        cos = (grad * n).sum(1).abs() / (grad.norm(dim=1) * n.norm(dim=1)).clamp_min(1e-12)
+        drop |= cos < min_cos
     cand[idx[drop]] = False
 
 

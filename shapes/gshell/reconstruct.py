@@ -114,6 +114,9 @@ class ReconstructConfig:
                                   # the template shows a concavity: no "open" evidence through it,
                                   # and (w_carve) the SDF carves the space in front of it
     see_views: int = 2            # views that must see through a vertex for the "open" label
+    exit_cos: float = 0.5         # the surface seen through a vertex must face like the template's
+                                  # far side: |n_observed . grad SDF| >= this (needs normal maps;
+                                  # with exit_margin > 0; 0 = off)
     w_carve: float = 0.0          # weight of that depth carving (pushes the SDF positive)
     coarse_resolution: int = 0    # coarse-to-fine: start on this grid (0 = off), then resample
     coarse_fraction: float = 0.5  # SDF / mSDF / deformation to ``resolution`` after this fraction
@@ -332,7 +335,7 @@ def _labels(shell, grid: TetGrid, sdf: torch.Tensor, views: Views, cameras: list
                    concave_margin=cfg.concave_margin * h, see_near=see_near,
                    exit_sdf=exit_sdf, exit_margin=cfg.exit_margin * h,
                    inside_margin=cfg.inside_margin * h if cfg.inside_margin > 0 else None,
-                   min_views=cfg.see_views)
+                   min_views=cfg.see_views, exit_cos=cfg.exit_cos)
 
 
 def reconstruct(views: Views, cameras: list[Camera], cfg: ReconstructConfig | None = None,

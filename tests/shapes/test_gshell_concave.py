@@ -165,3 +165,34 @@ def test_min_views_counts_the_views_that_see_through(bowl):
     assert bool(two[cap].all()) and bool(one[cap].all())
     assert bool((two <= one).all())  # more views required -> a subset
     assert not bool(three.any())  # only two cameras (and every cap vertex is inside both masks)
+
+
+def test_orientation_test_keeps_the_bowl_drops_a_tilted_fin(bowl):
+    """``exit_cos``: the surface seen through a template vertex must be parallel to the
+    template's far side. Inside the bowl it is (|cos| ~ 1: still open); a fin standing across
+    the ball's lower surface (its plane contains the ball's normal there) passes the far-side
+    position test but not the orientation test."""
+    _, bcams, bviews, template = bowl
+    s = trimesh.creation.icosphere(3, radius=0.4)
+    v = torch.as_tensor(np.asarray(s.vertices))
+    n = torch.tensor(np.asarray(s.vertex_normals))
+    kw = {"see_near": carving_maps(bviews, 0)[1], "exit_sdf": template, "exit_margin": H}
+    uns = observe(v, bviews, bcams, H, 2 * H, maps=carving_maps(bviews, 3), normals=n,
+                  exit_cos=0.5, **kw)[1]
+    assert bool(uns[v[:, 1] > 0.2].float().mean() > 0.8)
+    # a fin in the plane z = 0 near the ball's lower right surface, seen obliquely from above
+    fin = trimesh.Trimesh([[0.2, -0.33, 0.0], [0.36, -0.2, 0.0], [0.28, -0.12, 0.0],
+                           [0.12, -0.25, 0.0]], [[0, 1, 2], [0, 2, 3]])
+    cams = [look_at_camera(e, [0.1, -0.1, 0], [0, 1, 0], 40, 48, 48)
+            for e in ([0.1, 1.9, 1.4], [0.3, 1.9, 1.5])]
+    views = _render(fin, cams)
+    assert bool((views.masks > 0.5).any(dim=(1, 2)).all())
+    kw = {"maps": carving_maps(views, 3), "normals": n, "see_near": carving_maps(views, 0)[1],
+          "exit_sdf": template, "exit_margin": H, "outside_opens": False}
+    pos_only = observe(v, views, cams, H, 2 * H, exit_cos=0.0, **kw)[1]
+    oriented = observe(v, views, cams, H, 2 * H, exit_cos=0.5, **kw)[1]
+    assert int(pos_only.sum()) >= 3  # the far-side position test alone opens the cap over it
+    assert not bool(oriented.any())
+    # without normal maps the orientation test cannot run: position test only
+    bare = Views(views.masks, views.depths)
+    assert torch.equal(observe(v, bare, cams, H, 2 * H, exit_cos=0.5, **kw)[1], pos_only)
