@@ -241,7 +241,7 @@ def diagnose(model: Stylizer, ev: MotionEvaluator, stats: StatisticsTransfer, tr
         return nets["ae"].encode(model._pad(torch.as_tensor(f.T[None], dtype=torch.float32)))
 
     def codes(clips):
-        s, c, y = [], [], []
+        s, c, y, k = [], [], [], []
         for clip in clips:
             z = latents(clip)
             for a in range(0, z.shape[-1] * 4 - w + 1, w // 2):
@@ -249,10 +249,11 @@ def diagnose(model: Stylizer, ev: MotionEvaluator, stats: StatisticsTransfer, tr
                 s.append(nets["style"](zw, None)[0][0].numpy())
                 c.append(nets["content"](zw)[0].mean(-1).numpy())
                 y.append(clip.meta["style"])
-        return np.array(s), np.array(c), np.array(y)
+                k.append(clip.meta["content"])
+        return np.array(s), np.array(c), np.array(y), np.array(k)
 
-    s_tr, c_tr, y_tr = codes(train)
-    s_te, c_te, y_te = codes(test)
+    s_tr, c_tr, y_tr, k_tr = codes(train)
+    s_te, c_te, y_te, k_te = codes(test)
     swapped = []
     for clip in test:
         for style in model.styles:
@@ -271,6 +272,9 @@ def diagnose(model: Stylizer, ev: MotionEvaluator, stats: StatisticsTransfer, tr
             f"{_knn_accuracy(s_tr, y_tr, s_te, y_te):.3f} |",
             f"| style left in the content code? | kNN style accuracy of the time-averaged "
             f"content code | {_knn_accuracy(c_tr, y_tr, c_te, y_te):.3f} |",
+            f"| content (action) in the style code? | kNN content accuracy of the posterior mean "
+            f"(of the content code, for scale) | {_knn_accuracy(s_tr, k_tr, s_te, k_te):.3f} "
+            f"({_knn_accuracy(c_tr, k_tr, c_te, k_te):.3f}) |",
             f"| does the generator use the code? | style / content accuracy of G(content code, "
             f"style code of the content's statistics-transferred version) | "
             f"{m['style_acc']:.3f} / {m['content_acc']:.3f} |"]
