@@ -166,7 +166,7 @@ def init_and_fit(model, mesh, pts: np.ndarray, init: str, steps: int, prior: flo
     from shapes.refine import refine_latents
 
     c = model.config
-    cloud = resample_points(normalize_points(pts, c.padding), c.n_points, 0)
+    cloud = resample_points(normalize_points(pts, c.padding), c.refine_points or c.n_points, 0)
     pts_t = torch.from_numpy(cloud).float()[None]
     if init == "oracle":
         z0 = model.encode(mesh)[None]
@@ -179,7 +179,8 @@ def init_and_fit(model, mesh, pts: np.ndarray, init: str, steps: int, prior: flo
 
 
 def reconstruction_rows(data: Path, n_points: int, res: int, model_path: str | None,
-                        refine: list[tuple[int, float, float, str]]) -> tuple[list[str], float]:
+                        refine: list[tuple[int, float, float, str, int | None]]
+                        ) -> tuple[list[str], float]:
     from shapes.mesh_io import load_mesh, normalize_to_unit_cube
     from shapes.metrics import sample_surface
     from shapes.sdf import SDFConfig, mesh_to_sdf
@@ -200,10 +201,12 @@ def reconstruction_rows(data: Path, n_points: int, res: int, model_path: str | N
         cands = poisson_baselines(pts, nrm)
         cands.update(flood_fill_baselines(pts, res, model))
         if model is not None and model.config.condition == "points":
-            for steps, prior, udf, init in refine:
+            for steps, prior, udf, init, n_fit in refine:
                 c = model.config
                 c.refine_steps, c.refine_prior, c.refine_udf = steps, prior, udf
+                c.refine_points = n_fit
                 udf_text = f", unsigned-distance term {udf:g}" if udf else ""
+                udf_text += f", fit to {n_fit} points" if n_fit else ""
                 if init == "sample":
                     z = model.sample_latents(1, pts, 0, progress=False)
                     cands[f"ours (WaLa, point cond., {steps} refinement steps, prior {prior:g}"
@@ -326,11 +329,12 @@ def main() -> None:
     p.add_argument("--ae-model", nargs="*", default=[],
                    help="more ShapeModel checkpoints for the real-mesh autoencoder rows")
     p.add_argument("--refine", nargs="*", default=["60:0.01"],
-                   help="STEPS:PRIOR[:UDF[:START]] test-time refinement settings for the real "
-                   "point clouds (UDF: weight of the unsigned-distance term; START: sample "
+                   help="STEPS:PRIOR[:UDF[:START[:POINTS]]] test-time refinement settings for the "
+                   "real point clouds (UDF: weight of the unsigned-distance term; START: sample "
                    "(a point-conditioned diffusion sample, default), zero (the mean latent), "
                    "points (the encoding of the points' flood-fill SDF) or "
-                   "oracle (the encoding of the true SDF))")
+                   "oracle (the encoding of the true SDF); POINTS: points per cloud for the fit, "
+                   "`refine_points`, default the model's n_points)")
     p.add_argument("--skip-recon", action="store_true", help="no real point cloud -> mesh rows")
     p.add_argument("--skip-synthetic", action="store_true",
                    help="with --run: no held-out synthetic point cloud -> mesh rows")
@@ -372,7 +376,8 @@ def main() -> None:
     except ImportError:
         lines.append("| Poisson | Open3D not installed: `pip install open3d` | | |")
     refine = [(int(v[0]), float(v[1]), float(v[2]) if len(v) > 2 and v[2] else 0.0,
-               v[3] if len(v) > 3 else "sample") for v in (r.split(":") for r in args.refine)]
+               v[3] if len(v) > 3 else "sample", int(v[4]) if len(v) > 4 else None)
+              for v in (r.split(":") for r in args.refine)]
     bad = [r[3] for r in refine if r[3] != "sample" and r[3] not in INITS]
     if bad:
         p.error(f"--refine: unknown start {bad}; use sample, zero, points or oracle")

@@ -77,6 +77,8 @@ class ShapeModelConfig:
             family the sample start is better: 0.73 vs 0.65) or "points" (the encoding of the
             points' flood-fill SDF, ``point_sdf.points_to_sdf``: the sign a data term cannot
             decide; see ``benchmarks/results/shapes.md``).
+        refine_points: points per cloud used by the fit and the "points" start (each cloud
+            resampled to this many; None = ``n_points``, what the diffusion condition sees).
         min_component_fraction: ``sample`` drops connected components with less than this
             fraction of a mesh's surface area (``cleanup.remove_small_components``, MeshLab's
             "Remove Isolated pieces"; 0 = raw marching cubes output).
@@ -118,6 +120,7 @@ class ShapeModelConfig:
     refine_prior: float = 0.0
     refine_udf: float = 1.0
     refine_init: str = "sample"
+    refine_points: int | None = None
     decimate_to: int | None = None
     min_component_fraction: float = 0.01
     extra: dict = field(default_factory=dict)
@@ -134,6 +137,8 @@ class ShapeModelConfig:
         if self.refine_init not in ("sample", "mean", "points"):
             raise ConfigError("refine_init must be 'sample', 'mean' or 'points', got "
                               f"{self.refine_init!r}")
+        if self.refine_points is not None and self.refine_points < 8:
+            raise ConfigError(f"refine_points must be None or >= 8, got {self.refine_points}")
         if not 0.0 <= self.min_component_fraction < 1.0:
             raise ConfigError("min_component_fraction must be in [0, 1), got "
                               f"{self.min_component_fraction}")
@@ -355,13 +360,16 @@ class ShapeModel:
         return sdf_to_mesh(self.decode_sdf(latent)[0], decimate_to=self.config.decimate_to)
 
     # sampling --------------------------------------------------------------------------------
-    def _condition_batch(self, condition: Any, n: int) -> torch.Tensor | None:
+    def _condition_batch(self, condition: Any, n: int, n_points: int | None = None
+                         ) -> torch.Tensor | None:
+        """[n, n_points (default: the config's), 3] normalised clouds from a condition."""
         if condition is None:
             return None
         if self.config.condition != "points":
             raise ConfigError("this model was trained without a condition (condition='none')")
         if hasattr(condition, "faces"):  # a mesh: use its surface points
-            condition = sample_surface(condition, 4 * self.config.n_points, 0)[0]
+            condition = sample_surface(condition, 4 * max(self.config.n_points,
+                                                          n_points or 0), 0)[0]
         clouds = [condition] if isinstance(condition, np.ndarray) and condition.ndim == 2 \
             else list(condition)
         if len(clouds) == 1:
@@ -370,7 +378,8 @@ class ShapeModel:
             raise DataError(f"{len(clouds)} point clouds for {n} samples", field="condition",
                             expected="one point cloud, or one per sample")
         out = [resample_points(normalize_points(c, self.config.padding, f"condition[{i}]"),
-                               self.config.n_points, i) for i, c in enumerate(clouds)]
+                               n_points or self.config.n_points, i)
+               for i, c in enumerate(clouds)]
         return torch.from_numpy(np.stack(out)).float()
 
     @torch.no_grad()
@@ -384,6 +393,8 @@ class ShapeModel:
         c = self.config
         seed = 0 if seed is None else int(seed)
         cond = self._condition_batch(condition, n)
+        fit_pts = cond if cond is None or not c.refine_points else \
+            self._condition_batch(condition, n, c.refine_points)
         w = c.guidance if guidance is None else float(guidance)
         denoise = self.denoiser.eval()
         if cond is not None and w != 1.0:
@@ -404,7 +415,7 @@ class ShapeModel:
                     # fit from the mean latent, or from the encoding of the points' flood-fill
                     # SDF: no diffusion sample
                     z = torch.zeros_like(x) if c.refine_init == "mean" else \
-                        self.latents_from_points(cb)
+                        self.latents_from_points(fit_pts[start:stop])
                     bar.update(n_steps)
                 else:
                     z = fn(denoise, x, sigmas, cond=cb, generator=gens,
@@ -412,7 +423,8 @@ class ShapeModel:
                 if cb is not None and c.refine_steps > 0:
                     from .refine import refine_latents
 
-                    z = refine_latents(self, z, cb, c.refine_steps, prior_weight=c.refine_prior,
+                    z = refine_latents(self, z, fit_pts[start:stop], c.refine_steps,
+                                       prior_weight=c.refine_prior,
                                        udf_weight=c.refine_udf)
                 out.append(z)
         return torch.cat(out)

@@ -125,8 +125,17 @@ def test_refinement_from_the_points_flood_fill_sdf(fitted):
         torch.testing.assert_close(z, refine_latents(model, start, pts, 5,
                                                      prior_weight=c.refine_prior,
                                                      udf_weight=c.refine_udf))
+        c.refine_points = 200  # the fit and its start see more points than the condition
+        many = torch.from_numpy(resample_points(normalize_points(cloud, c.padding), 200, 0))
+        many = many.float()[None]
+        z = model.sample_latents(1, cloud, seed=0, progress=False)
+        torch.testing.assert_close(z, refine_latents(model, model.latents_from_points(many),
+                                                     many, 5, prior_weight=c.refine_prior,
+                                                     udf_weight=c.refine_udf))
     finally:
-        c.refine_init, c.refine_steps = "sample", steps
+        c.refine_init, c.refine_steps, c.refine_points = "sample", steps, None
+    with pytest.raises(ConfigError, match="refine_points"):
+        ShapeModel(refine_points=3)
 
 
 def test_encode_decode_and_save_load(fitted, tmp_path):
