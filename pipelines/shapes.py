@@ -51,7 +51,10 @@ class DataConfig:
 class SampleConfig:
     n: int = 32
     seed: int = 0
-    guidance: float = 2.0  # classifier-free guidance weight for point-cloud conditions
+    # classifier-free guidance weight for point-cloud conditions; used when the point-cloud fit
+    # starts from a diffusion sample (model.refine_init="sample"; the default "points" starts
+    # from the points' flood-fill SDF)
+    guidance: float = 2.0
     batch_size: int = 16
     conditional: bool = True  # reconstruct held-out shapes from points (condition="points")
 

@@ -70,13 +70,13 @@ class ShapeModelConfig:
             removes surfaces away from the points; 0 = off). Defaults 300 steps, prior 0, UDF 1:
             held-out synthetic IoU 0.552 -> 0.734 over 60 steps / prior 0.01 / no UDF, real
             meshes 0.152 -> 0.214.
-        refine_init: where the point-cloud refinement starts: "sample" (the point-conditioned
-            diffusion sample) or "mean" (the mean latent, no diffusion: the decoder alone is the
-            prior, DeepSDF's zero-mean Gaussian code prior; for shapes outside the training
-            family: real meshes 0.21 -> 0.34 IoU with 300 steps and ``refine_udf=1``; in the
-            family the sample start is better: 0.73 vs 0.65) or "points" (the encoding of the
-            points' flood-fill SDF, ``point_sdf.points_to_sdf``: the sign a data term cannot
-            decide; see ``benchmarks/results/shapes.md``).
+        refine_init: where the point-cloud refinement starts: "points" (default: the encoding
+            of the points' flood-fill SDF, ``point_sdf.points_to_sdf``, which fixes the
+            inside/outside a data term cannot decide; no diffusion), "sample" (the
+            point-conditioned diffusion sample, CFG ``guidance``) or "mean" (the mean latent,
+            DeepSDF's zero-mean code prior). 300 steps, ``refine_udf=1``, the `medium` model:
+            real meshes (out of domain) 0.756 / 0.214 / 0.341 IoU, held-out synthetic shapes
+            0.725 / 0.734 / 0.649 (``benchmarks/results/shapes.md``, round 6).
         refine_points: points per cloud used by the fit and the "points" start (each cloud
             resampled to this many; None = ``n_points``, what the diffusion condition sees).
         min_component_fraction: ``sample`` drops connected components with less than this
@@ -119,7 +119,7 @@ class ShapeModelConfig:
     refine_steps: int = 300
     refine_prior: float = 0.0
     refine_udf: float = 1.0
-    refine_init: str = "sample"
+    refine_init: str = "points"
     refine_points: int | None = None
     decimate_to: int | None = None
     min_component_fraction: float = 0.01

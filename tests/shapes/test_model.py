@@ -69,8 +69,12 @@ def test_samples_do_not_depend_on_batch_size(fitted):
 def test_point_condition_and_guidance(fitted):
     model, shapes = fitted[:2]
     cloud = shapes[0].sample(500, seed=0) * 7.0 + 3.0  # any frame
-    z1 = model.sample_latents(2, cloud, seed=0, guidance=1.0, progress=False)
-    z3 = model.sample_latents(2, cloud, seed=0, guidance=3.0, progress=False)
+    init, model.config.refine_init = model.config.refine_init, "sample"  # the diffusion start
+    try:
+        z1 = model.sample_latents(2, cloud, seed=0, guidance=1.0, progress=False)
+        z3 = model.sample_latents(2, cloud, seed=0, guidance=3.0, progress=False)
+    finally:
+        model.config.refine_init = init
     zu = model.sample_latents(2, None, seed=0, progress=False)
     assert z1.shape == zu.shape and not torch.allclose(z1, z3)
     with pytest.raises(DataError, match="NaN"):
@@ -89,7 +93,7 @@ def test_refinement_from_the_mean_latent_skips_the_sampler(fitted):
     pts = torch.from_numpy(resample_points(normalize_points(cloud, c.padding), c.n_points, 0))
     pts = pts.float()[None]
     zero = torch.zeros((1, c.latent_channels) + (c.latent_size,) * 3)
-    steps = c.refine_steps
+    steps, init = c.refine_steps, c.refine_init
     try:
         c.refine_init, c.refine_steps = "mean", 5
         z = model.sample_latents(1, cloud, seed=0, progress=False)
@@ -98,7 +102,7 @@ def test_refinement_from_the_mean_latent_skips_the_sampler(fitted):
                                                      udf_weight=c.refine_udf))
         assert point_energy(model, z, pts) < point_energy(model, zero, pts)
     finally:
-        c.refine_init, c.refine_steps = "sample", steps
+        c.refine_init, c.refine_steps = init, steps
     with pytest.raises(ConfigError, match="refine_init"):
         ShapeModel(refine_init="poisson")
 
@@ -118,7 +122,7 @@ def test_refinement_from_the_points_flood_fill_sdf(fitted):
     want = model.latents_from_dense(model.dense_parts(
         [points_to_sdf(pts[0].numpy(), c.resolution, c.truncation)[0]]))
     torch.testing.assert_close(start, want)
-    steps = c.refine_steps
+    steps, init = c.refine_steps, c.refine_init
     try:
         c.refine_init, c.refine_steps = "points", 5
         z = model.sample_latents(1, cloud, seed=0, progress=False)
@@ -133,7 +137,7 @@ def test_refinement_from_the_points_flood_fill_sdf(fitted):
                                                      many, 5, prior_weight=c.refine_prior,
                                                      udf_weight=c.refine_udf))
     finally:
-        c.refine_init, c.refine_steps, c.refine_points = "sample", steps, None
+        c.refine_init, c.refine_steps, c.refine_points = init, steps, None
     with pytest.raises(ConfigError, match="refine_points"):
         ShapeModel(refine_points=3)
 
