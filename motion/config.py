@@ -46,7 +46,9 @@ class ModelConfig:
             mean, the style encoder makes it uniform (0 = off).
         w_out_cls: supervised only: cross-entropy of a feature-space style classifier, trained
             on the training clips for ``out_cls_steps`` steps before stage 2 and then frozen, on
-            the decoded hetero-style outputs (0 = off; not the evaluation classifier).
+            the decoded hetero-style outputs (0 = off; not the evaluation classifier). On
+            Bandai-Namco (same AE, 900 stylizer steps) 0.5 raised style accuracy 0.70 -> 0.74,
+            content accuracy 0.81 -> 0.82 and cut the style FID 2822 -> 1223 (the default).
         w_rot_stats: supervised only: the ``w_feat_stats`` term on the 6-D rotation channels
             alone, with its own weight (0 = off).
         w_fk: forward-kinematics consistency of the decoded hetero-style outputs (FK of the
@@ -92,7 +94,7 @@ class ModelConfig:
     w_style_rec: float = 1.0
     w_rot6d: float = 1.0
     w_style_adv: float = 0.0
-    w_out_cls: float = 0.0
+    w_out_cls: float = 0.5
     out_cls_steps: int = 300
     w_fk: float = 0.0
     w_rot_stats: float = 0.0
@@ -116,5 +118,6 @@ class StylizerConfig(ModelConfig):
     def tiny(cls, **kw: Any) -> StylizerConfig:
         """A few-second CPU configuration for tests and demos."""
         base = dict(window=64, hidden=48, latent=32, content=32, style=16, depth=1,
-                    batch_size=16, lr=1e-3, ae_steps=60, stylizer_steps=60, steps_per_epoch=20)
+                    batch_size=16, lr=1e-3, ae_steps=60, stylizer_steps=60, steps_per_epoch=20,
+                    out_cls_steps=30)
         return cls(**{**base, **kw})

@@ -441,8 +441,11 @@ class Stylizer:
     def load(cls, path: str | Path) -> Stylizer:
         """Restore a stylizer written by :meth:`save`."""
         obj = load_checkpoint(path, KIND)
-        # checkpoints written before the ``injection`` option used the GenMoStyle generator
-        self = cls(StylizerConfig(**{"injection": "blocks", **obj["config"]}))
+        # checkpoints written before an option was added were trained without it: before
+        # ``injection`` with the GenMoStyle generator, before round 6 without its terms
+        legacy = {"injection": "blocks", "w_style_adv": 0.0, "w_out_cls": 0.0, "w_fk": 0.0,
+                  "w_rot_stats": 0.0}
+        self = cls(StylizerConfig(**{**legacy, **obj["config"]}))
         self.styles = list(obj["styles"])
         t = obj["template"]
         self.template = Clip(names=list(t["names"]), parents=t["parents"].numpy(),

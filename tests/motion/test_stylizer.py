@@ -173,7 +173,7 @@ def test_posterior_prior_matches_the_training_codes(fitted, tmp_path):
 
 
 def test_checkpoint_without_injection_loads_the_genmostyle_generator(tmp_path):
-    """Checkpoints written before the ``injection`` option (round 4) still load."""
+    """Checkpoints written before the ``injection`` option (round 4) or round 6's terms load."""
     from common.io import load_checkpoint, save_checkpoint
     from motion.procedural import skeleton_template
     from motion.skeleton import SkeletonInfo
@@ -187,8 +187,12 @@ def test_checkpoint_without_injection_loads_the_genmostyle_generator(tmp_path):
     st.mean, st.std = np.zeros(dim, np.float32), np.ones(dim, np.float32)
     obj = load_checkpoint(st.save(tmp_path / "new.pt"), KIND)
     obj = {k: v for k, v in obj.items() if k not in ("genpipes_format", "kind")}
-    del obj["config"]["injection"]
+    for key in ("injection", "w_style_adv", "w_out_cls", "w_fk", "w_rot_stats"):
+        del obj["config"][key]
     again = Stylizer.load(save_checkpoint(tmp_path / "old.pt", KIND, obj))
     assert again.config.injection == "blocks"
+    # round-5 checkpoints were trained without round 6's terms (w_out_cls now defaults on)
+    assert StylizerConfig().w_out_cls > 0
+    assert again.config.w_out_cls == again.config.w_style_adv == again.config.w_fk == 0.0
     with pytest.raises(ConfigError, match="injection"):
         Stylizer(StylizerConfig.tiny(injection="everywhere"))
