@@ -17,7 +17,8 @@ the template there, at a surface well behind it along the template normal, or th
 outside every silhouette), e.g. the caps the visual hull puts over a garment's neck and sleeves.
 "Looks through" is judged on the pixel's own depth, only where the surface seen is the
 template's far side (the SDF a cell behind it is positive: a garment's back seen through its
-neck, not a leg seen through the web the visual hull leaves between two legs), and by at least
+neck, not a leg seen through the web the visual hull leaves between two legs) and faces like it
+(observed normal parallel to the SDF gradient within ``exit_cos``), and by at least
 ``see_views`` views.
 Vertices just off the observed surface (template bulges) get neither label: the image terms
 move the SDF there instead of the mSDF cutting holes. The Dirichlet term on the template's
