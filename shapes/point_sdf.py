@@ -1,4 +1,4 @@
-"""A signed distance grid from an unoriented point cloud: unsigned distance + flood-fill sign.
+"""SDF from an unoriented point cloud: distance + flood-fill sign (a closing, Serra 1982).
 
 Used as the START of the point-cloud latent fit (``ShapeModelConfig.refine_init="points"``): the
 fit from the encoder's latent of the true SDF reaches 0.78 IoU on real meshes where the fit from
