@@ -15,8 +15,9 @@ import pytest
 from pymatgen.core import Lattice, Structure
 
 from common.errors import ConfigError
-from materials.generator import GeneratorConfig, _loss_weights
+from materials.generator import GeneratorConfig
 from materials.representation import COORD_CHANNELS, UniMatEncoder
+from materials.training_batches import loss_weights
 
 
 def _occupancies(n: int, p: float, seed: int) -> tuple[np.ndarray, UniMatEncoder, np.ndarray]:
@@ -36,7 +37,7 @@ def _occupancies(n: int, p: float, seed: int) -> tuple[np.ndarray, UniMatEncoder
 def _optimal_constant(cfg: GeneratorConfig, keep: float, p: float = 0.05) -> tuple[float, float]:
     """argmin_c sum_i w_i (c - o_i)^2 over the Ti slot's occupancy entry, and the data mean."""
     occ, enc, target = _occupancies(4000, p, seed=0)
-    w = _loss_weights(occ, enc.grid_shape, cfg, np.full(len(occ), keep))[:, :-6]
+    w = loss_weights(occ, enc.grid_shape, cfg, np.full(len(occ), keep))[:, :-6]
     w = w.reshape(len(occ), *enc.grid_shape)[:, COORD_CHANNELS, 3, 3, 0]
     return float((w * target).sum() / w.sum()), float(target.mean())
 
@@ -57,13 +58,13 @@ def test_conditional_rows_keep_their_shares() -> None:
     """With the composition given the weights are a function of the condition (no bias)."""
     occ, enc, _ = _occupancies(8, 0.5, seed=1)
     cfg = GeneratorConfig()
-    w = _loss_weights(occ, enc.grid_shape, cfg, np.ones(len(occ)))
+    w = loss_weights(occ, enc.grid_shape, cfg, np.ones(len(occ)))
     grid = w[:, :-6].reshape(len(occ), *enc.grid_shape)
     per = np.broadcast_to(occ[:, None], grid.shape)
     total = w.sum(1)
     np.testing.assert_allclose((grid * per).sum((1, 2, 3, 4)) / total, cfg.occupied_share)
     np.testing.assert_allclose(w[:, -6:].sum(1) / total, cfg.lattice_share)
-    flat = _loss_weights(occ, enc.grid_shape, cfg, np.zeros(len(occ)))
+    flat = loss_weights(occ, enc.grid_shape, cfg, np.zeros(len(occ)))
     assert np.ptp(flat[:, :-6]) == 0.0  # unconditional rows: one weight for every grid entry
     np.testing.assert_allclose(flat[:, -6:].sum(1) / flat.sum(1), cfg.lattice_share)
 
@@ -71,7 +72,7 @@ def test_conditional_rows_keep_their_shares() -> None:
 def test_unknown_uncond_loss_is_a_config_error() -> None:
     occ, enc, _ = _occupancies(2, 0.5, seed=2)
     with pytest.raises(ConfigError, match="uncond_loss"):
-        _loss_weights(occ, enc.grid_shape, GeneratorConfig(uncond_loss="balanced"),
+        loss_weights(occ, enc.grid_shape, GeneratorConfig(uncond_loss="balanced"),
                       np.zeros(2))
 
 
@@ -82,7 +83,7 @@ def test_channel_weights_shift_capacity_without_bias() -> None:
     c, p = _optimal_constant(cfg, keep=0.0)
     assert c == pytest.approx(p, abs=1e-12)
     occ, enc, _ = _occupancies(4, 0.5, seed=3)
-    w = _loss_weights(occ, enc.grid_shape, cfg, np.zeros(len(occ)))
+    w = loss_weights(occ, enc.grid_shape, cfg, np.zeros(len(occ)))
     grid = w[:, :-6].reshape(len(occ), *enc.grid_shape)
     np.testing.assert_allclose(grid[:, -1].sum((1, 2, 3)) / w.sum(1),
                                (1 - cfg.lattice_share) * 0.5)

@@ -29,35 +29,34 @@ from materials.generator import (
     CHECKPOINT_KIND,
     CrystalGenerator,
     GeneratorConfig,
-    _loss_weights,
-    _row_weights,
 )
 from materials.model import UniMatUNet
+from materials.training_batches import loss_weights, row_weights
 
 CELLS = [(r, c) for r in range(1, 6) for c in (0, 1, 3, 7, 12, 15)]
 P = 0.15
 SHAPE = (7, 9, 18, 1)  # 6 coordinates + occupancy, one slot per cell
 
 
-def test_row_weights_give_the_configured_share() -> None:
+def testrow_weights_give_the_configured_share() -> None:
     cfg = GeneratorConfig(p_uncond=0.2, uncond_share=0.8)
-    w = _row_weights(np.array([1.0, 0.0, 1.0, 1.0, 0.0]), cfg)
+    w = row_weights(np.array([1.0, 0.0, 1.0, 1.0, 0.0]), cfg)
     k = w[1]
     assert w[0] == w[2] == w[3] == 1.0 and w[4] == k  # one weight per task, whatever x0 is
     p = cfg.p_uncond
     assert k * p / (k * p + (1 - p)) == pytest.approx(0.8)  # expected share of the batch loss
     rng = np.random.default_rng(0)
     keep = (rng.random(200_000) >= p).astype(float)
-    w = _row_weights(keep, cfg)
+    w = row_weights(keep, cfg)
     assert w[keep < 0.5].sum() / w.sum() == pytest.approx(0.8, abs=0.005)
 
 
 def test_natural_share_and_bad_values() -> None:
     keep = np.array([1.0, 0.0])
-    assert np.all(_row_weights(keep, GeneratorConfig(uncond_share=None)) == 1.0)
-    assert np.all(_row_weights(keep, GeneratorConfig(p_uncond=0.0)) == 1.0)
+    assert np.all(row_weights(keep, GeneratorConfig(uncond_share=None)) == 1.0)
+    assert np.all(row_weights(keep, GeneratorConfig(p_uncond=0.0)) == 1.0)
     with pytest.raises(ConfigError, match="uncond_share"):
-        _row_weights(keep, GeneratorConfig(uncond_share=1.0))
+        row_weights(keep, GeneratorConfig(uncond_share=1.0))
 
 
 def _perovskites() -> list[Structure]:
@@ -66,12 +65,12 @@ def _perovskites() -> list[Structure]:
             for a, b, lat in [("Sr", "Ti", 3.9), ("Ba", "Ti", 4.0), ("Ca", "Zr", 4.1)]]
 
 
-def test_training_batches_carry_the_row_weights_and_old_models_load(tmp_path) -> None:
+def test_training_batches_carry_therow_weights_and_old_models_load(tmp_path) -> None:
     gen = CrystalGenerator(channels=4, emb_dim=8, batch_size=3, min_batches_per_epoch=30,
                            trainer=TrainerConfig(max_steps=1, enable_progress_bar=False))
     _, loader = gen.training_objects(_perovskites(), seed=0)
     ws = torch.cat([b["weight"] for b in loader])
-    k = _row_weights(np.zeros(1), gen.config)[0]
+    k = row_weights(np.zeros(1), gen.config)[0]
     assert set(np.round(ws.unique().numpy(), 6)) <= {1.0, round(float(k), 6)}
     assert (ws == 1.0).any() and (ws != 1.0).any()
     path = gen.save(tmp_path / "g.pt")
@@ -113,8 +112,8 @@ def _train(uncond_share: float | None, steps: int = 250) -> float:
         keep = (rng.random(b) >= cfg.p_uncond).astype(np.float64)
         kt = torch.as_tensor(keep, dtype=torch.float32)[:, None, None, None, None]
         cond = torch.cat([occ[:, None] * kt, kt.expand(b, 1, *SHAPE[1:])], 1)
-        mask = torch.as_tensor(_loss_weights(occ.numpy(), SHAPE, cfg, keep), dtype=torch.float32)
-        w = torch.as_tensor(_row_weights(keep, cfg), dtype=torch.float32)
+        mask = torch.as_tensor(loss_weights(occ.numpy(), SHAPE, cfg, keep), dtype=torch.float32)
+        w = torch.as_tensor(row_weights(keep, cfg), dtype=torch.float32)
         opt.param_groups[0]["lr"] = 1e-3 * min(1.0, (i + 1) / 50)
         loss = (model.loss(x0, cond, mask, generator=g) * w).sum() / w.sum()  # DiffusionModule
         opt.zero_grad()
