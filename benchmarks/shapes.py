@@ -111,8 +111,8 @@ def flood_fill_baselines(points: np.ndarray, res: int, model) -> dict:
     """Marching cubes of the points' flood-fill SDF (``point_sdf.points_to_sdf``, no learning):
     from all points on the scoring grid, and from the model's own input (its ``n_points``
     points on its grid) when a model is given."""
-    from shapes.model import normalize_points, resample_points
     from shapes.point_sdf import points_to_sdf
+    from shapes.points import normalize_points, resample_points
     from shapes.sdf import sdf_to_mesh
 
     out = {f"flood-fill SDF alone ({len(points)} points, {res}^3 grid; no learning)":
@@ -162,7 +162,7 @@ def init_and_fit(model, mesh, pts: np.ndarray, init: str, steps: int, prior: flo
     sampler's start)."""
     import torch
 
-    from shapes.model import normalize_points, resample_points
+    from shapes.points import normalize_points, resample_points
     from shapes.refine import refine_latents
 
     c = model.config

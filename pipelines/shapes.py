@@ -22,7 +22,7 @@ import numpy as np
 from common.errors import ConfigError, DataError
 from common.io import atomic_write_bytes, atomic_write_json
 from common.training import TrainerConfig
-from shapes.model import ShapeModelConfig
+from shapes.model_config import ShapeModelConfig
 
 from .registry import Command, Vertical
 from .rundir import RunDir

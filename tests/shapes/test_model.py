@@ -84,7 +84,7 @@ def test_point_condition_and_guidance(fitted):
 
 
 def test_refinement_from_the_mean_latent_skips_the_sampler(fitted):
-    from shapes.model import normalize_points, resample_points
+    from shapes.points import normalize_points, resample_points
     from shapes.refine import point_energy, refine_latents
 
     model, shapes = fitted[:2]
@@ -109,8 +109,8 @@ def test_refinement_from_the_mean_latent_skips_the_sampler(fitted):
 
 def test_refinement_from_the_points_flood_fill_sdf(fitted):
     """``refine_init="points"`` starts from the encoding of ``points_to_sdf`` (no sampler)."""
-    from shapes.model import normalize_points, resample_points
     from shapes.point_sdf import points_to_sdf
+    from shapes.points import normalize_points, resample_points
     from shapes.refine import refine_latents
 
     model, shapes = fitted[:2]
