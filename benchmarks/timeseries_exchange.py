@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from functools import partial
@@ -40,9 +39,13 @@ from benchmarks.timeseries_common import (  # noqa: E402
     crps_of,
     deepar,
     fmt,
-    snapshots,
 )
-from benchmarks.timeseries_m4 import Cache, Store, forecasts  # noqa: E402
+from benchmarks.timeseries_m4 import (  # noqa: E402
+    Cache,
+    Store,
+    forecasts,
+    train_with_snapshots,
+)
 from common.io import atomic_write_text  # noqa: E402
 from common.training import TrainerConfig  # noqa: E402
 from timeseries.datasets import load_dataset  # noqa: E402
@@ -65,19 +68,7 @@ def train(args: argparse.Namespace) -> None:
                                                 checkpoint_every_n_steps=250),
                           seed=args.seed)
 
-    def save(step: int, state: dict, cpu: float) -> None:
-        module = est.create_module()
-        module.load_state_dict(state, strict=False)
-        est.create_predictor(module).serialize(work / f"step{step}")
-        done = step - snap.step0
-        atomic_write_text(work / f"step{step}" / "budget.json", json.dumps({
-            "steps": step, "series": len(ds.train), "cpu_s_per_step": cpu / max(done, 1),
-            "load_at_start": load0, "utc": time.strftime("%Y-%m-%d %H:%M")}))
-        print(f"seed {args.seed} step {step}: {cpu / max(done, 1):.3f} CPU s / step", flush=True)
-
-    load0 = os.getloadavg()[0]
-    snap = snapshots(set(budgets), save)
-    est.train(ds.train, callbacks=[snap])
+    train_with_snapshots(est, ds.train, work, budgets, args.seed)
 
 
 def evaluate_all(args: argparse.Namespace) -> None:

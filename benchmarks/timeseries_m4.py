@@ -42,8 +42,6 @@ from timeseries.estimator import TSDiffEstimator  # noqa: E402
 
 def train(args: argparse.Namespace) -> None:
     """Train seed ``args.seed`` up to the largest budget; serialize the EMA predictor at each."""
-    from benchmarks.timeseries_common import snapshots
-
     ds = load_dataset("m4_hourly", args.root)
     budgets = sorted(int(b) for b in args.budgets.split(","))
     work = Path(args.work) / f"seed{args.seed}"
@@ -55,20 +53,27 @@ def train(args: argparse.Namespace) -> None:
                                                 checkpoint_every_n_steps=250),
                           seed=args.seed)
 
+    train_with_snapshots(est, ds.train, work, budgets, args.seed)
+
+
+def train_with_snapshots(est: TSDiffEstimator, train_data, work: Path, budgets: list[int],
+                         seed: int) -> None:
+    """Train ``est`` to the largest budget, serializing the EMA predictor at every budget."""
+    from benchmarks.timeseries_common import snapshots
+
     def save(step: int, state: dict, cpu: float) -> None:
         module = est.create_module()
         module.load_state_dict(state, strict=False)
-        pred = est.create_predictor(module)
-        pred.serialize(work / f"step{step}")
+        est.create_predictor(module).serialize(work / f"step{step}")
         done = step - snap.step0
         atomic_write_text(work / f"step{step}" / "budget.json", json.dumps({
-            "steps": step, "series": len(ds.train), "cpu_s_per_step": cpu / max(done, 1),
+            "steps": step, "series": len(train_data), "cpu_s_per_step": cpu / max(done, 1),
             "load_at_start": load0, "utc": time.strftime("%Y-%m-%d %H:%M")}))
-        print(f"seed {args.seed} step {step}: {cpu / max(done, 1):.3f} CPU s / step", flush=True)
+        print(f"seed {seed} step {step}: {cpu / max(done, 1):.3f} CPU s / step", flush=True)
 
     load0 = os.getloadavg()[0]
     snap = snapshots(set(budgets), save)
-    est.train(ds.train, callbacks=[snap])
+    est.train(train_data, callbacks=[snap])
 
 
 class Cache:
