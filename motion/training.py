@@ -236,12 +236,17 @@ class StylizerModule(pl.LightningModule):
         return {"critic": ce(self.critic(z1.detach()), lab1),
                 "style_cls": ce(logits, torch.cat([lab1, lab_n]))}
 
-    def _stats_term(self, z_hat: torch.Tensor, lab: torch.Tensor,
-                    channels: tuple[int, int] | None = None) -> torch.Tensor:
+    def _decoded(self, z_hat: torch.Tensor | None, y: torch.Tensor | None) -> torch.Tensor:
+        """Decoded features of ``z_hat``, or ``y`` when the caller decoded them already."""
+        return self.ae.decode(z_hat) if y is None else y
+
+    def _stats_term(self, z_hat: torch.Tensor | None, lab: torch.Tensor,
+                    channels: tuple[int, int] | None = None,
+                    y: torch.Tensor | None = None) -> torch.Tensor:
         """L1 between the decoded output's channel mean/std over time and label ``lab``'s
         (Li et al. 2017, Eq. 8) over ``channels`` (default: all but the foot contacts)."""
         a, b = channels or (0, self.style_stats.shape[-1] - 4)
-        y = self.ae.decode(z_hat)[:, a:b]
+        y = self._decoded(z_hat, y)[:, a:b]
         target = self.style_stats[lab][..., a:b]                       # [B, 2, b - a]
         mu, sd = y.mean(-1), (y.var(-1, unbiased=False) + 1e-6).sqrt()
         return (mu - target[:, 0]).abs().mean() + (sd - target[:, 1]).abs().mean()
@@ -258,31 +263,59 @@ class StylizerModule(pl.LightningModule):
         mu = torch.func.functional_call(self.style, frozen, (fakes, None))[0]
         return (mu - codes.detach()).abs().mean()
 
-    def _rot6d_term(self, z_hat: torch.Tensor) -> torch.Tensor:
+    def _rot6d_term(self, z_hat: torch.Tensor | None, y: torch.Tensor | None = None
+                    ) -> torch.Tensor:
         """Distance of the decoded 6-D rotations from the rotation manifold (Zhou et al. 2019,
         Sec. 4: the two columns of a rotation matrix are orthonormal): mean over joints and
         frames of ``| |a| - 1 | + | |b| - 1 | + |a . b|``."""
         a, b = self.rot6d
-        y = self.ae.decode(z_hat)[:, a:b]
+        y = self._decoded(z_hat, y)[:, a:b]
         y = y * self.rot6d_norm[1][:, None] + self.rot6d_norm[0][:, None]
         r = y.reshape(y.shape[0], -1, 3, 2, y.shape[-1])               # [B, J, 3, 2, T]
         c1, c2 = r[:, :, :, 0], r[:, :, :, 1]
         return ((c1.norm(dim=2) - 1).abs() + (c2.norm(dim=2) - 1).abs()
                 + (c1 * c2).sum(2).abs()).mean()
 
-    def _out_cls_term(self, fakes: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def _out_cls_term(self, fakes: torch.Tensor | None, labels: torch.Tensor,
+                      y: torch.Tensor | None = None) -> torch.Tensor:
         """Cross-entropy of the frozen feature-space style classifier on decoded outputs (the
         classifier reads features normalised its own way; ``Dropout`` off)."""
         self.out_cls.eval()
         mean, std = self.out_cls_norm
-        y = (self.ae.decode(fakes) - mean[:, None]) / std[:, None]
+        y = (self._decoded(fakes, y) - mean[:, None]) / std[:, None]
         return torch.nn.functional.cross_entropy(self.out_cls(y), labels)
 
-    def _fk_term(self, fakes: torch.Tensor) -> torch.Tensor:
+    def _fk_term(self, fakes: torch.Tensor | None, y: torch.Tensor | None = None
+                 ) -> torch.Tensor:
         """FK consistency of the decoded outputs (``motion.fk_consistency``)."""
-        f = self.fk
-        return fk_consistency(self.ae.decode(fakes), f["rot6d"], f["ric"],
-                              f["norm"].to(fakes), f["offsets"].to(fakes), f["parents"])
+        f, y = self.fk, self._decoded(fakes, y)
+        return fk_consistency(y, f["rot6d"], f["ric"], f["norm"].to(y), f["offsets"].to(y),
+                              f["parents"])
+
+    def _decoded_output_terms(self, n_to_m: torch.Tensor, m_to_n: torch.Tensor,
+                              lab: torch.Tensor, lab_n: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The terms on the decoded hetero-style outputs, which are decoded once for all."""
+        stats = self.style_stats is not None
+        if not (self.rot6d is not None or self.out_cls is not None or self.fk is not None
+                or (stats and (self.w["feat_stats"] or self.w["rot_stats"]))):
+            return {}
+        y = self.ae.decode(torch.cat([n_to_m, m_to_n]))
+        y_nm, y_mn = y[:len(n_to_m)], y[len(n_to_m):]
+        out = {}
+        if self.rot6d is not None:
+            out["rot6d"] = self._rot6d_term(None, y)
+        if self.out_cls is not None:
+            out["out_cls"] = self._out_cls_term(None, torch.cat([lab, lab_n]), y)
+        if self.fk is not None:
+            out["fk"] = self._fk_term(None, y)
+        if stats and self.w["feat_stats"]:
+            out["feat_stats"] = 0.5 * (self._stats_term(None, lab_n, y=y_mn)
+                                       + self._stats_term(None, lab, y=y_nm))
+        if stats and self.w["rot_stats"]:
+            rb = self.rot_bounds
+            out["rot_stats"] = 0.5 * (self._stats_term(None, lab_n, rb, y_mn)
+                                      + self._stats_term(None, lab, rb, y_nm))
+        return out
 
     def _style_adv_terms(self, mu: torch.Tensor, content: torch.Tensor
                          ) -> dict[str, torch.Tensor]:
@@ -332,20 +365,7 @@ class StylizerModule(pl.LightningModule):
             if self.w["style_rec"]:
                 out["style_rec"] = self._style_rec_term(torch.cat([n_to_m, m_to_n]),
                                                         torch.cat([s1, s_n]))
-            if self.rot6d is not None:
-                out["rot6d"] = self._rot6d_term(torch.cat([n_to_m, m_to_n]))
-            if self.out_cls is not None:
-                out["out_cls"] = self._out_cls_term(torch.cat([n_to_m, m_to_n]),
-                                                    torch.cat([batch["label"], lab_n_raw]))
-            if self.fk is not None:
-                out["fk"] = self._fk_term(torch.cat([n_to_m, m_to_n]))
-            if self.style_stats is not None and self.w["feat_stats"]:
-                out["feat_stats"] = 0.5 * (self._stats_term(m_to_n, lab_n_raw)
-                                           + self._stats_term(n_to_m, batch["label"]))
-            if self.style_stats is not None and self.w["rot_stats"]:
-                rb = self.rot_bounds
-                out["rot_stats"] = 0.5 * (self._stats_term(m_to_n, lab_n_raw, rb)
-                                          + self._stats_term(n_to_m, batch["label"], rb))
+            out.update(self._decoded_output_terms(n_to_m, m_to_n, batch["label"], lab_n_raw))
         if self.content_critic is not None:
             out.update(self._content_terms(c1, batch["label"]))
         if self.style_critic is not None and "content" in batch:
