@@ -138,7 +138,12 @@ def snapshots(budgets: set[int], on_snapshot: Callable[[int, dict, float], None]
 
         def on_fit_start(self, trainer, pl_module) -> None:
             self.t0 = time.process_time()
-            self.step0 = trainer.global_step
+            self.step0 = None
+
+        def on_train_batch_start(self, trainer, pl_module, *args) -> None:
+            # on a resumed fit the loops (global_step) are restored after on_fit_start
+            if self.step0 is None:
+                self.step0, self.t0 = trainer.global_step, time.process_time()
 
         def on_train_batch_end(self, trainer, pl_module, *args) -> None:
             step = trainer.global_step

@@ -101,7 +101,7 @@ def evaluate_all(args: argparse.Namespace) -> None:
         meta = json.loads((Path(args.work) / rel / "budget.json").read_text())
         return {"crps": crps_of(forecasts(samples, inputs, freq), test), "s_series": s_series,
                 "s_step": meta["cpu_s_per_step"], "steps": meta["steps"],
-                "scale": scale if scale is not None else pred.config.scale_for(sampler)}
+                "scale": scale if scale is not None else pred.config.scale_for(sampler, guidance)}
 
     def deepar_job(seed: int, steps: int) -> dict:
         # forecasts stored per test position: a later window subset reuses them (no retraining)

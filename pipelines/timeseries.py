@@ -59,7 +59,7 @@ class TrainConfig:
 class SampleConfig:
     num_samples: int = 100
     guidance: str = "quantile"  # quantile (TSDiff-Q), mse (TSDiff-MS), none
-    scale: float | None = None  # None: per sampler: DDPM the paper's per-dataset s, DDIM s/8
+    scale: float | None = None  # None: DDPM the paper's s; DDIM s/8 (Q), s/20 (MS)
     sampler: str = "ddpm"  # ddpm (100 steps), ddim or dpmpp_2m (DPM-Solver++(2M); 10 steps)
     steps: int | None = None
     missing_scenario: str = "none"  # none, RM, BM-B, BM-E (half the context hidden)
@@ -203,7 +203,7 @@ def sample(cfg: TimeseriesConfig, run: RunDir) -> None:
     t0 = time.perf_counter()
     # the sample-stage settings win over those stored at training (sampler, steps, scale)
     sampler = s.sampler or pred.config.sampler
-    scale = pred.config.scale_for(sampler) if s.scale is None else s.scale
+    scale = pred.config.scale_for(sampler, s.guidance) if s.scale is None else s.scale
     fc = list(pred.predict(inputs, num_samples=s.num_samples, missing_scenario=s.missing_scenario,
                            precision=s.precision, sampler=sampler, steps=s.steps, scale=scale,
                            guidance=s.guidance))

@@ -40,22 +40,32 @@ PAPER_SCALES = {"solar_nips": 8.0, "electricity_nips": 4.0, "traffic_nips": 4.0,
                 "kdd_cup_2018_without_missing": 1.0, "wiki2000_nips": 2.0}
 # Few-step ODE samplers (DDIM, DPM-Solver++(2M)) take the whole guided x0 estimate at every large
 # step, so the paper's DDPM scale makes TSDiff-Q's extreme-quantile samples overshoot. Their
-# default scale is the DDPM scale times this fraction, measured on M4 hourly (trained on all 414
-# series, 1000 steps, DDIM-10, 100 samples): validation-window CRPS 0.0380 / 0.0412 / 0.0570 at
-# scale 0.25 / 0.5 / 1 (4 series), test CRPS 0.6713 at the paper's 2 vs 0.0273 at 0.25
-# (benchmarks/results/timeseries_m4.md). ``choose_scale`` picks one on validation windows.
-ODE_SCALE_FRACTION = 0.125
+# default scale is the DDPM scale times a fraction per guidance, measured on M4 hourly (trained on
+# all 414 series, 1000 steps, DDIM-10, 100 samples; benchmarks/results/timeseries_m4.md).
+# TSDiff-Q: validation-window CRPS 0.0380 / 0.0412 / 0.0570 at scale 0.25 / 0.5 / 1 (4 series),
+# test CRPS 0.6713 at the paper's 2 vs 0.0273 at 0.25. TSDiff-MS (its MSE gradient is unbounded,
+# the pinball's is not): validation CRPS 0.0482 / 0.0470 / 0.0833 at 0.05 / 0.1 / 0.25 (14
+# series), so 0.1 = 2 x 0.05. ``choose_scale`` picks one on validation windows.
+ODE_SCALE_FRACTION = 0.125  # TSDiff-Q (and unguided)
+MSE_ODE_SCALE_FRACTION = 0.05  # TSDiff-MS
+ODE_SCALE_FRACTIONS = {"quantile": ODE_SCALE_FRACTION, "mse": MSE_ODE_SCALE_FRACTION,
+                       "none": ODE_SCALE_FRACTION}
 
 
-def default_scale(sampler: str, ddpm_scale: float) -> float:
+def default_scale(sampler: str, ddpm_scale: float, guidance: str = "quantile") -> float:
     """The default guidance scale of ``sampler`` given the paper's DDPM scale s (TSDiff Eq. 8-9).
 
-    DDPM: s itself (the paper's per-dataset value). DDIM / DPM-Solver++(2M): s times
-    ``ODE_SCALE_FRACTION`` (0.25 for M4's s = 2), see the measurement above.
+    DDPM: s itself (the paper's per-dataset value). DDIM / DPM-Solver++(2M): s times the
+    guidance's fraction in ``ODE_SCALE_FRACTIONS`` (M4's s = 2: 0.25 for TSDiff-Q, 0.1 for
+    TSDiff-MS), see the measurement above.
     """
     if sampler not in SAMPLERS:
         raise ConfigError(f"unknown forecast sampler {sampler!r}; valid: {SAMPLERS}")
-    return float(ddpm_scale) if sampler == "ddpm" else float(ddpm_scale) * ODE_SCALE_FRACTION
+    if guidance not in GUIDANCE:
+        raise ConfigError(f"unknown guidance {guidance!r}; valid: {GUIDANCE}")
+    if sampler == "ddpm":
+        return float(ddpm_scale)
+    return float(ddpm_scale) * ODE_SCALE_FRACTIONS[guidance]
 
 
 def quantile_levels(num_samples: int) -> torch.Tensor:

@@ -16,13 +16,14 @@ from common.errors import ConfigError, DataError
 
 from .dataset import validate_entries
 from .evaluation import evaluate, truncate
+from .guidance import GUIDANCE
 
 CANDIDATES = (0.125, 0.25, 0.5, 1.0, 2.0)
 
 
 def choose_scale(predictor: Any, dataset: Any, candidates: Sequence[float] = CANDIDATES,
                  sampler: str | None = None, steps: int | None = None, num_samples: int = 100,
-                 max_series: int | None = None, apply: bool = True
+                 max_series: int | None = None, apply: bool = True, guidance: str | None = None
                  ) -> tuple[float, dict[float, float]]:
     """Guidance scale with the lowest CRPS (GluonTS mean weighted quantile loss) on validation
     windows (TSDiff Eq. 8-9 guided forecasts, one per candidate scale).
@@ -36,7 +37,9 @@ def choose_scale(predictor: Any, dataset: Any, candidates: Sequence[float] = CAN
         num_samples: samples per forecast.
         max_series: use every k-th series so that at most this many are forecast (cost).
         apply: store the winner as the predictor's default for ``sampler`` (``config.scale`` for
-            DDPM, ``config.ode_scale`` for DDIM / DPM-Solver++).
+            DDPM, ``config.ode_scale`` for DDIM / DPM-Solver++) and ``guidance`` as its default
+            guidance.
+        guidance: "quantile" (TSDiff-Q) or "mse" (TSDiff-MS); default: the predictor's.
 
     Returns:
         The best scale and the validation CRPS of every candidate.
@@ -45,6 +48,9 @@ def choose_scale(predictor: Any, dataset: Any, candidates: Sequence[float] = CAN
         raise ConfigError(f"candidates must be non-negative scales, got {list(candidates)}")
     c = predictor.config
     sampler = sampler or c.sampler
+    guidance = guidance or c.guidance
+    if guidance not in GUIDANCE:
+        raise ConfigError(f"unknown guidance {guidance!r}; valid: {GUIDANCE}")
     entries = validate_entries(dataset)
     if max_series is not None and len(entries) > max_series:
         entries = entries[::-(-len(entries) // max_series)]
@@ -57,10 +63,12 @@ def choose_scale(predictor: Any, dataset: Any, candidates: Sequence[float] = CAN
     crps = {}
     for s in candidates:
         fc = list(predictor.predict(inputs, num_samples=num_samples, sampler=sampler,
-                                    steps=steps, scale=float(s), progress=False))
+                                    steps=steps, scale=float(s), progress=False,
+                                    guidance=guidance))
         crps[float(s)] = evaluate(fc, entries)["crps"]
     best = min(crps, key=crps.get)
     if apply:
+        c.guidance = guidance
         if sampler == "ddpm":
             c.scale = best
         else:

@@ -54,3 +54,9 @@ def test_sample_stage_uses_its_sampler_and_the_per_sampler_default_scale(tmp_pat
     sample(cfg2, run)
     got = json.loads((run.path / "metrics.json").read_text())["sample"]
     assert (got["sampler"], got["steps"], got["scale"]) == ("ddpm", 3, 1.5)
+    # TSDiff-MS at sample time (trained with Q): MS's own few-step default, 2 * 1/20
+    from timeseries.guidance import MSE_ODE_SCALE_FRACTION
+
+    sample(build_config(VERTICAL.config_cls, base={**TINY, "sample.guidance": "mse"}), run)
+    got = json.loads((run.path / "metrics.json").read_text())["sample"]
+    assert (got["guidance"], got["scale"]) == ("mse", 2.0 * MSE_ODE_SCALE_FRACTION)
