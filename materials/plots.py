@@ -56,13 +56,18 @@ def plot_unit_cells(structures: list[Structure], path: str | Path, titles: list[
 def plot_ehull_histogram(values: dict[str, list[float]], path: str | Path) -> Path:
     """Histogram of proxy energies above hull (eV/atom), one series per label."""
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    shown = 0
     for label, vals in values.items():
         v = [x for x in vals if x is not None and math.isfinite(x)]
         if v:
             ax.hist(v, bins=20, alpha=0.6, label=f"{label} (n={len(v)})")
+            shown += 1
     ax.axvline(0.0, color="k", lw=0.8)
     ax.axvline(0.1, color="k", lw=0.8, ls="--")
     ax.set_xlabel("proxy E_hull (eV/atom, CHGNet)")
     ax.set_ylabel("candidates")
-    ax.legend(fontsize=8)
+    if shown:
+        ax.legend(fontsize=8)
+    else:  # nothing relaxed (evaluate.relax=false, or no valid candidate)
+        ax.text(0.5, 0.5, "no relaxed candidate", ha="center", transform=ax.transAxes)
     return _save(fig, path)

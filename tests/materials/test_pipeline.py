@@ -36,3 +36,58 @@ def test_materials_run_end_to_end(tmp_path):
     assert "proxy_e_hull_self" in metrics["evaluate"]
     assert (out / "plots" / "proxy_e_hull_hist.png").is_file()
     assert list((out / "samples" / "cif").glob("*.cif"))
+
+
+def _rocksalt(a: float, cation: str = "Na", anion: str = "Cl"):
+    from pymatgen.core import Lattice, Structure
+
+    return Structure.from_spacegroup("Fm-3m", Lattice.cubic(a), [cation, anion],
+                                     [[0, 0, 0], [0.5, 0.5, 0.5]])
+
+
+def test_evaluate_and_export_stages_on_given_candidates(tmp_path):
+    """The evaluate/export stages (pipelines/materials_evaluate.py, materials_export.py) read
+    what sample leaves and write one CSV row per candidate, CIFs and the report; no relaxation.
+
+    Known answers: a training structure is valid but not novel; two copies of a new rock salt are
+    novel and only the first is unique; an undecoded draw is a row with decoded=False; a
+    structure with two atoms 0.2 A apart is structurally invalid; SrTiO3 passes the ionic screen.
+    """
+    from dataclasses import asdict
+
+    from pymatgen.core import Lattice, Structure
+
+    from common.io import atomic_write_json
+    from pipelines.materials import EvaluateConfig, MaterialsConfig, evaluate, export
+    from pipelines.rundir import RunDir
+
+    train = [_rocksalt(5.64), _rocksalt(6.0, "K")]
+    new = _rocksalt(4.2, "Mg", "O")
+    clash = Structure(Lattice.cubic(4.0), ["Na", "Cl"], [[0, 0, 0], [0.05, 0, 0]])
+    cands = [("unconditional", "", train[0]), ("unconditional", "", new),
+             ("unconditional", "", new.copy()), ("unconditional", "", None),
+             ("unconditional", "", clash), ("csp", "NaCl", train[0])]
+    cfg = MaterialsConfig(evaluate=EvaluateConfig(relax=False, screen="ionic"))
+    run = RunDir(tmp_path / "run", asdict(cfg))
+    atomic_write_json(run.path / "data" / "train.json", [s.as_dict() for s in train])
+    atomic_write_json(run.samples / "candidates.json",
+                      [{"mode": m, "target": t, "structure": None if s is None else s.as_dict()}
+                       for m, t, s in cands])
+    evaluate(cfg, run)
+    rows = list(csv.DictReader((run.path / "candidates.csv").open()))
+    assert [r["formula"] for r in rows] == ["NaCl", "MgO", "MgO", "", "NaCl", "NaCl"]
+    assert [r["decoded"] for r in rows] == ["True"] * 3 + ["False"] + ["True"] * 2
+    assert [r["struct_valid"] for r in rows] == ["True"] * 3 + ["False"] * 2 + ["True"]
+    assert [r["novel"] for r in rows[:3]] == ["False", "True", "True"]
+    assert [r["unique"] for r in rows[1:3]] == ["True", "False"]
+    assert all(r["relax_steps"] == "0" and r["energy_per_atom_chgnet"] == "nan" for r in rows)
+    assert rows[1]["spacegroup"].startswith("Fm-3m")
+    ev = json.loads((run.path / "metrics.json").read_text())["evaluate"]
+    assert ev["n_candidates"] == 6 and ev["relaxations"] == 0
+    assert ev["unconditional"]["n"] == 5 and ev["unconditional"]["decoded"] == 4 / 5
+    assert ev["csp_composition_match"] == 1.0
+    export(cfg, run)
+    cifs = sorted(p.name for p in (run.samples / "cif").glob("*.cif"))
+    assert len(cifs) == 5 and cifs[0] == "0000_unconditional_NaCl.cif"
+    assert (run.plots / "unit_cells.png").is_file()
+    assert "candidates: 6" in (run.path / "report.md").read_text()
