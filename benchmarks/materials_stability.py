@@ -40,6 +40,23 @@ import numpy as np
 sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
 
 
+def cpu_budget_callback(minutes: float):  # -> lightning Callback
+    """A Lightning callback that stops training once this process has used ``minutes`` of CPU.
+
+    Lightning's ``max_time`` is wall time, which on a shared, loaded machine buys few steps
+    (round 6: a 13-min wall cap gave 3.6 CPU-min); process CPU time is the budget we control.
+    Counts ``time.process_time()`` (the whole process, imports included).
+    """
+    import lightning.pytorch as pl
+
+    class _CPUBudget(pl.Callback):
+        def on_train_batch_end(self, trainer, *args) -> None:  # noqa: ANN001, ANN002
+            if time.process_time() > 60 * minutes:
+                trainer.should_stop = True
+
+    return _CPUBudget()
+
+
 def pyxtal_like(compositions: list, seed: int) -> list:
     """One PyXtal random symmetric crystal per composition (cell counts), random space group."""
     from materials.baselines import random_symmetric_crystals
@@ -349,6 +366,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-minutes", type=float, default=None,
                     help="stop training after this wall time (Lightning max_time)")
+    ap.add_argument("--max-cpu-minutes", type=float, default=None,
+                    help="stop training once the process has used this much CPU time (resumes "
+                    "from WORK/ckpt_<tag>/last.ckpt; the CPU seconds are added to the record)")
     ap.add_argument("--pool", type=int, default=2,
                     help="draw pool*N per method; rows: the first N, the first N that pass "
                     "--screen, and (with --energy-filter) the best N by unrelaxed proxy E_hull")
@@ -412,6 +432,8 @@ def main() -> None:
     tag = f"{args.split}_s{args.steps}_c{args.channels}_seed{args.seed}"
     if args.max_minutes:
         tag += f"_t{args.max_minutes:g}min"
+    if args.max_cpu_minutes:
+        tag += f"_cpu{args.max_cpu_minutes:g}min"
     gpath = work / f"generator_{tag}.pt"
     train_s = float("nan")
     if gpath.is_file():
@@ -424,16 +446,32 @@ def main() -> None:
                                    extra={"max_time": {"minutes": args.max_minutes}}
                                    if args.max_minutes else {}))
         t0, c0 = time.perf_counter(), time.process_time()
-        gen.fit(train, checkpoint_dir=work / f"ckpt_{tag}",
-                seed=args.seed)
+        ckdir = work / f"ckpt_{tag}"
+        # CPU seconds of earlier (interrupted) processes that trained this checkpoint
+        prior_f = work / f"{gpath.stem}.prior_cpu_seconds"
+        prior = float(prior_f.read_text()) if prior_f.is_file() else 0.0
+        if args.max_cpu_minutes:  # as gen.fit, plus a CPU-time stop (pipelines do the same)
+            from common.training import make_trainer
+
+            module, loader = gen.training_objects(train, args.seed)
+            trainer = make_trainer(gen.trainer_config, ckdir, [
+                cpu_budget_callback(args.max_cpu_minutes - prior / 60)])
+            last = ckdir / "last.ckpt"
+            trainer.fit(module, loader, ckpt_path=str(last) if last.is_file() else None)
+            gen.model.eval()
+            done = int(trainer.global_step)
+        else:
+            gen.fit(train, checkpoint_dir=ckdir, seed=args.seed)
+            done = -1
         train_s = time.perf_counter() - t0
-        (work / f"{gpath.stem}.train_cpu_seconds").write_text(f"{time.process_time() - c0:.1f}")
+        (work / f"{gpath.stem}.train_cpu_seconds").write_text(
+            f"{time.process_time() - c0 + prior:.1f}")
         gen.save(gpath)
         import torch
 
-        last = work / f"ckpt_{tag}" / "last.ckpt"  # written every epoch (25 batches)
-        done = torch.load(last, map_location="cpu", weights_only=False)["global_step"] \
-            if last.is_file() else -1
+        last = ckdir / "last.ckpt"  # written every epoch (25 batches)
+        if done < 0 and last.is_file():
+            done = torch.load(last, map_location="cpu", weights_only=False)["global_step"]
         (work / f"{gpath.stem}.train_seconds").write_text(f"{train_s:.1f} {done}")
     tfile = work / f"{gpath.stem}.train_seconds"
     steps_done = args.steps
