@@ -175,7 +175,8 @@ def write_table(path: str, rows: dict[str, dict], n: int) -> None:
 
 def diag(args: argparse.Namespace) -> None:
     """Unconditional samples vs the data's scaled windows; guided forecasts on the validation
-    windows (last 30 steps of each training series): context fit, ND, interval width, CRPS."""
+    windows (the last ``--val-windows`` x 30 steps of each training series): context fit, ND,
+    interval width, CRPS."""
     from timeseries.guidance import guided_forecast
     from timeseries.windows import forecast_window, mean_scale, sample_training_windows
 
@@ -204,7 +205,9 @@ def diag(args: argparse.Namespace) -> None:
     # tunes on the test windows; the test inputs are only checked to equal naive's
     for e, t in zip(truncate(ds.test, P), ds.test):
         assert np.array_equal(np.asarray(e["target"]), np.asarray(t["target"])[:-P])
-    test = ds.train
+    # the last --val-windows windows of P steps of each training series (newest first)
+    test = [e for k in range(args.val_windows)
+            for e in (truncate(ds.train, k * P) if k else ds.train)]
     inputs = truncate(test, P)
     w, mk = zip(*(forecast_window(np.asarray(e["target"], np.float64),
                                   np.ones(len(e["target"])), c.context_length, P, c.lags)
@@ -218,8 +221,8 @@ def diag(args: argparse.Namespace) -> None:
                                   for s in args.samplers.split(",")]:
         for guidance in ("quantile", "mse"):
             t0 = time.process_time()
-            smp = guided_forecast(pred.denoiser, obs_t, torch.from_numpy(mk), 16, guidance,
-                                  scale, sampler, steps, seeds=list(range(len(test))))
+            smp = guided_forecast(pred.denoiser, obs_t, torch.from_numpy(mk), args.num_samples,
+                                  guidance, scale, sampler, steps, seeds=list(range(len(test))))
             s = smp[:, :, 0].numpy()
             ctx = np.abs(s[:, :, :c.context_length] - obs_t[:, None, 0, :c.context_length]
                          .numpy()).mean()
@@ -231,7 +234,7 @@ def diag(args: argparse.Namespace) -> None:
             fc = forecasts(list(fut), inputs, ds.freq)
             print(f"{sampler}-{steps} scale {scale:g} {guidance:8s}: context MAE (scaled) "
                   f"{ctx:.4f}, ND of median {err:.4f}, 80% width / level {spread:.4f}, "
-                  f"CRPS (16 samples) {crps_of(fc, test):.4f}, "
+                  f"CRPS ({args.num_samples} samples) {crps_of(fc, test):.4f}, "
                   f"{time.process_time() - t0:.1f} CPU s", flush=True)
 
 
@@ -251,6 +254,8 @@ def main() -> None:
     d = sub.add_parser("diag", help="cheap checks of one predictor")
     d.add_argument("--predictor", default="seed0/step250")
     d.add_argument("--samplers", default="ddim:10:1,ddim:10:8,ddpm:100:8")
+    d.add_argument("--val-windows", type=int, default=1, help="last W windows per series")
+    d.add_argument("--num-samples", type=int, default=16)
     for q in (t, e, d):
         q.add_argument("--root", default=str(DATA_ROOT))
         q.add_argument("--work", default="runs/bench/exchange")

@@ -44,7 +44,13 @@ def main() -> None:
     p.add_argument("--iters", type=int, default=20, help="refinement iterations")
     p.add_argument("--lr", type=float, default=0.05)
     p.add_argument("--weight", type=float, default=1.0, help="regulariser weight lambda")
-    p.add_argument("--parts", default="missing,refine")
+    p.add_argument("--noise", type=float, default=0.1,
+                   help="Langevin temperature gamma (noise sqrt(2 lr gamma) per iteration)")
+    p.add_argument("--t", type=int, default=None, help="representative diffusion step")
+    p.add_argument("--grid", default="0.05:0.1:10,0.05:0.01:10,0.05:0.001:10,0.1:0.01:20,"
+                   "0.05:0:10", help="tune: lr:noise:t settings (noise 0 = most likely)")
+    p.add_argument("--tune-samples", type=int, default=32)
+    p.add_argument("--parts", default="missing,refine", help="missing, refine, tune")
     args = p.parse_args()
     torch.set_num_threads(1)
 
@@ -80,6 +86,9 @@ def main() -> None:
             row = cache.get(f"missing/{args.predictor}/ddim/10/{scen}/{n}", job)
             print(f"missing {scen}: {row['crps']:.4f}", flush=True)
 
+    if "tune" in args.parts:
+        tune(args, ds, idx, pred, cache)
+
     if "refine" in args.parts:
         deepar = Store(work, args.deepar)
         bases = {
@@ -99,14 +108,50 @@ def main() -> None:
                         out += refine_forecasts(pred, inputs[k:k + 1], base[k:k + 1],
                                                 num_samples=args.num_samples, steps=args.iters,
                                                 lr=args.lr, weight=args.weight, mode=mode,
-                                                seed=idx[k])
+                                                noise=args.noise, t=args.t, seed=idx[k])
                     return {"crps": crps_of(out, test), "s_series": (time.process_time() - t0) / n,
-                            "iters": args.iters, "lr": args.lr, "weight": args.weight}
+                            "iters": args.iters, "lr": args.lr, "weight": args.weight,
+                            "noise": args.noise if mode == "langevin" else 0.0, "t": args.t}
 
                 key = f"refine/{args.predictor}/{name}/{mode}/{args.iters}/{n}"
+                if (args.lr, args.noise, args.t) != (0.05, 0.1, None):  # round 6's setting
+                    key += f"/lr{args.lr:g}-T{args.noise:g}-t{args.t}"
                 row = cache.get(key, job)
                 print(f"refine {name} {mode}: {cache.rows[f'refine/base/{name}/{n}']['crps']:.4f}"
                       f" -> {row['crps']:.4f}", flush=True)
+
+
+def tune(args: argparse.Namespace, ds, idx: list[int], pred: TSDiffPredictor, cache: Cache
+         ) -> None:
+    """Refinement settings (lr, Langevin temperature, diffusion step t) on VALIDATION windows:
+    the last 48 steps of each evaluation series' training part (the forecaster and the ridge
+    base see only what precedes them), bases seasonal naive and ridge, ``--tune-samples``."""
+    P, freq = ds.prediction_length, ds.freq
+    val = [ds.train[i] for i in idx]
+    inputs = truncate(val, P)
+    n, k = len(idx), args.tune_samples
+    bases = {"seasonal naive": seasonal_naive(inputs, P, freq),
+             "ridge": ridge_forecasts(inputs, inputs, 312, P, k)}
+    for name, base in bases.items():
+        row = cache.get(f"tune/base/{name}/{n}", lambda base=base: {"crps": crps_of(base, val)})
+        print(f"tune {name} base: {row['crps']:.4f}", flush=True)
+        for setting in args.grid.split(","):
+            lr, noise, t = (float(v) for v in setting.split(":"))
+            mode = "ml" if noise == 0 else "langevin"
+
+            def job(base=base, lr=lr, noise=noise, t=int(t), mode=mode) -> dict:
+                t0 = time.process_time()
+                out = []
+                for j in range(n):
+                    out += refine_forecasts(pred, inputs[j:j + 1], base[j:j + 1], num_samples=k,
+                                            steps=args.iters, lr=lr, weight=args.weight,
+                                            mode=mode, noise=noise, t=t, seed=idx[j])
+                return {"crps": crps_of(out, val), "s_series": (time.process_time() - t0) / n}
+
+            key = f"tune/{args.predictor}/{name}/{mode}/{args.iters}/lr{lr:g}-T{noise:g}-t{t:g}/{n}"
+            row = cache.get(key, job)
+            print(f"tune {name} {mode} lr {lr:g} T {noise:g} t {t:g}: {row['crps']:.4f} "
+                  f"({row['s_series']:.1f} CPU s / series, {k} samples)", flush=True)
 
 
 if __name__ == "__main__":
