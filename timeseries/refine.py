@@ -54,7 +54,8 @@ def refine(denoiser: torch.nn.Module, windows: torch.Tensor, mask: torch.Tensor,
             keeps the energy sharp).
         regularizer: "quantile" (pinball with q_i = i / (n + 1) per sample) or "mse".
         mode: "ml" (gradient descent) or "langevin".
-        noise: Langevin temperature multiplier gamma (noise sqrt(2 eta gamma) per step).
+        noise: Langevin temperature gamma (noise sqrt(2 eta gamma) per step, stationary law
+            exp(-E / gamma)); the reference code's ``noise_scale`` s is gamma = s^2.
         seed: seed of the refinement's noise.
 
     Returns:

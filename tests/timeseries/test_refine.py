@@ -99,3 +99,22 @@ def test_ridge_base_forecaster_and_refine_forecasts() -> None:
         assert np.allclose(r.samples, b.samples, rtol=1e-5, atol=1e-4)
     moved = refine_forecasts(pred, inputs, base, steps=3, mode="langevin")
     assert moved[0].samples.shape == (8, 12) and np.isfinite(moved[0].samples).all()
+
+
+def test_langevin_refinement_has_the_closed_form_stationary_variance() -> None:
+    # eps_theta = 0: the denoising loss does not depend on y, the energy is w ||y - base||^2 and
+    # the unadjusted Langevin chain y' = y - lr 2 w (y - base) + sqrt(2 lr T) xi is an AR(1)
+    # with stationary variance T / (2 w (1 - lr w)) around the base forecast
+    lr, w, temp = 0.05, 1.0, 0.01
+    windows = torch.zeros(2, 1, 20)
+    mask = torch.ones_like(windows)
+    base = torch.zeros(2, 50, 20)
+    out = refine(_den(), windows, mask, base, 20, steps=300, lr=lr, weight=w, regularizer="mse",
+                 mode="langevin", noise=temp, seed=0)
+    var = temp / (2 * w * (1 - lr * w))
+    n = out.numel()  # independent entries after 300 steps (autocorrelation 0.9^300)
+    assert abs(out.mean().item()) < 4 * (var / n) ** 0.5
+    assert abs(out.var().item() / var - 1) < 4 * (2 / n) ** 0.5
+    hotter = refine(_den(), windows, mask, base, 20, steps=300, lr=lr, weight=w,
+                    regularizer="mse", mode="langevin", noise=10 * temp, seed=0)
+    assert abs(hotter.var().item() / (10 * var) - 1) < 4 * (2 / n) ** 0.5
