@@ -518,10 +518,12 @@ def main() -> None:
         from materials.stable_prototypes import seed_structure
 
         frames = {h: seed_structure(h) for h in args.holdout.split(",")}
-    from materials.stable_screen import composition_summary, first_passing
+    from materials.stable_screen import composition_summary, first_passing, occupancy_summary
 
     results: dict[str, dict] = {}
-    comp_stats = {name: composition_summary(c) for name, (c, _) in pools.items()}
+    comp_stats = {name: composition_summary(c) | occupancy_summary(c)
+                  for name, (c, _) in pools.items()}
+    comp_stats["training set"] = composition_summary(train) | occupancy_summary(train)
     print("compositions", comp_stats, flush=True)
     for name, (cands, gs) in pools.items():
         m = len(cands)
@@ -581,7 +583,9 @@ def main() -> None:
         "Compositions of each method's whole pool (decoded / metal + anion former / CDVAE "
         "SMACT-valid / ionic screen): " + "; ".join(
             f"{k} {v['decoded']}/{v['cation_anion_pair']}/{v['smact_valid']}/{v['ionic']} of "
-            f"{v['n']}" for k, v in comp_stats.items()) + ".", "",
+            f"{v['n']}, {v.get('atoms_mean', math.nan):.1f} atoms and "
+            f"{v.get('elements_mean', math.nan):.1f} elements per decoded cell"
+            for k, v in comp_stats.items()) + ".", "",
         f"## Proxy calibration ({cal['n_formulas']} formulas of the set's candidates that are in "
         "MP-20)", "",
         f"Per formula, the lowest proxy E_hull over the set's decorated candidates vs the lowest "

@@ -115,3 +115,24 @@ def composition_summary(candidates: Sequence[Structure | None]) -> dict[str, int
                 "cation_anion_pair": sum(has_cation_anion_pair(c) for c in comps),
                 "smact_valid": sum(smact_validity(c) for c in comps),
                 "ionic": sum(ionic_composition(c) for c in comps)}
+
+
+def occupancy_summary(candidates: Sequence[Structure | None]) -> dict[str, object]:
+    """Cell sizes of decoded candidates: atoms (= occupied UniMat slots) and elements per cell.
+
+    Returns mean / median atoms per cell, mean distinct elements per cell and the histogram
+    ``{atoms: count}`` (sorted), over the decoded (non-None) candidates.
+    """
+    import numpy as np
+
+    comps = [c.composition for c in candidates if c is not None]
+    atoms = np.array([int(round(c.num_atoms)) for c in comps], dtype=float)
+    if not len(atoms):
+        return {"decoded": 0}
+    hist: dict[int, int] = {}
+    for a in atoms.astype(int):
+        hist[int(a)] = hist.get(int(a), 0) + 1
+    return {"decoded": len(comps), "atoms_mean": float(atoms.mean()),
+            "atoms_median": float(np.median(atoms)),
+            "elements_mean": float(np.mean([len(c) for c in comps])),
+            "atoms_hist": dict(sorted(hist.items()))}

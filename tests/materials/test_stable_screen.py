@@ -12,6 +12,7 @@ from materials.stable_screen import (
     first_passing,
     has_cation_anion_pair,
     ionic_composition,
+    occupancy_summary,
     screen,
 )
 
@@ -58,6 +59,19 @@ def test_screen_and_first_passing_keep_drawn_order():
     assert first_passing(pool, 5) == [1, 4, 5]  # shortfall: the pool ran out
     assert composition_summary(pool) == {"n": 6, "decoded": 5, "cation_anion_pair": 3,
                                          "smact_valid": 5, "ionic": 3}
+
+
+def test_occupancy_summary_counts_atoms_and_elements_per_cell():
+    prim = rocksalt().get_primitive_structure()  # 2 atoms, 2 elements
+    conv = rocksalt(("Mg", "O"), 4.2)  # conventional cell: 8 atoms
+    sto = Structure(Lattice.cubic(3.9), ["Sr", "Ti", "O", "O", "O"],
+                    [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
+    out = occupancy_summary([prim, None, conv, sto, conv])
+    assert out["decoded"] == 4 and out["atoms_hist"] == {2: 1, 5: 1, 8: 2}
+    assert out["atoms_mean"] == pytest.approx((2 + 8 + 5 + 8) / 4)
+    assert out["atoms_median"] == pytest.approx(6.5)
+    assert out["elements_mean"] == pytest.approx((2 + 2 + 3 + 2) / 4)
+    assert occupancy_summary([None]) == {"decoded": 0}
 
 
 def test_unknown_rule_is_a_config_error():
