@@ -247,6 +247,22 @@ def close_small_openings(faces: torch.Tensor, msdf: torch.Tensor, min_vertices: 
     return torch.where(flipped, out, msdf)
 
 
+def weak_regions(faces: torch.Tensor, region: torch.Tensor, evidence: torch.Tensor,
+                 fraction: float) -> torch.Tensor:
+    """Vertices of the connected parts of ``region`` (over template edges) in which under
+    ``fraction`` of the vertices are ``evidence``: bool ``[N]``, the drop rule of
+    :func:`close_small_openings` applied to any vertex set (no gradient)."""
+    n = region.shape[0]
+    if n == 0 or not bool(region.any()):
+        return torch.zeros(n, dtype=torch.bool, device=region.device)
+    edges = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    lab = _components(n, edges, region)
+    size = torch.bincount(lab[region], minlength=n)
+    ok = torch.bincount(lab[region & evidence.to(region.device)], minlength=n)
+    share = ok.double() / size.clamp_min(1).double()
+    return region & (share < fraction)[lab]
+
+
 def extract_gshell(grid: TetGrid, sdf: torch.Tensor, msdf: torch.Tensor | None = None,
                    deform: torch.Tensor | None = None, attrs: torch.Tensor | None = None,
                    min_opening: int = 0, cut_grad: bool = True,

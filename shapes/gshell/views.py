@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common.errors import DataError
+from common.errors import ConfigError, DataError
 from common.io import atomic_write_bytes, atomic_write_json
 
 from .render import Camera, Renderer, get_renderer, look_at_camera
@@ -70,10 +70,13 @@ def orbit_cameras(n_views: int, resolution: int, distance: float = 2.5, fov_deg:
 
 
 def framed_cameras(vertices: np.ndarray, n_views: int, resolution: int, fov_deg: float = 45.0,
-                   fill: float = 0.9) -> list[Camera]:
+                   fill: float = 0.9, extra_directions: np.ndarray | None = None
+                   ) -> list[Camera]:
     """Cameras on Fibonacci directions around the centre of the bounding box of ``vertices``,
     each at the smallest distance at which all eight box corners project inside the central
-    ``fill`` fraction of the image (so thin or elongated objects fill every view)."""
+    ``fill`` fraction of the image (so thin or elongated objects fill every view).
+    ``extra_directions`` (``[K, 3]``, from the centre towards the camera) adds K cameras, e.g.
+    along a sleeve's axis."""
     v = np.asarray(vertices, dtype=np.float64)
     lo, hi = v.min(0), v.max(0)
     c = 0.5 * (lo + hi)
@@ -81,7 +84,15 @@ def framed_cameras(vertices: np.ndarray, n_views: int, resolution: int, fov_deg:
     T = np.tan(np.radians(fov_deg) / 2) * fill
     up = np.array([0.0, 1.0, 0.0])
     cams = []
-    for d in fibonacci_directions(n_views):
+    dirs = fibonacci_directions(n_views)
+    if extra_directions is not None:
+        extra = np.asarray(extra_directions, dtype=np.float64).reshape(-1, 3)
+        norm = np.linalg.norm(extra, axis=1, keepdims=True)
+        if not np.all(norm > 0):
+            raise ConfigError(f"extra view directions {extra.tolist()}: expected non-zero "
+                              "3-vectors")
+        dirs = np.concatenate([dirs, extra / norm])
+    for d in dirs:
         R = look_at_camera(c + d, c, up, fov_deg, resolution, resolution).R
         ahead = corners @ d  # how far each corner sticks out towards the camera
         lateral = np.abs(corners @ R[:2].T).max(1)
@@ -91,8 +102,8 @@ def framed_cameras(vertices: np.ndarray, n_views: int, resolution: int, fov_deg:
 
 
 def render_views(mesh, n_views: int = 16, resolution: int = 128, *, distance: float = 2.5,
-                 fov_deg: float = 45.0, renderer: Renderer | str = "auto", frame: bool = True
-                 ) -> tuple[Views, list[Camera]]:
+                 fov_deg: float = 45.0, renderer: Renderer | str = "auto", frame: bool = True,
+                 extra_directions: np.ndarray | None = None) -> tuple[Views, list[Camera]]:
     """Render target views (mask, depth, normal; colour for vertex-coloured meshes) of a mesh.
 
     G-Shell Sec. 5.1 reconstructs from multiview renderings of the target; here each camera is
@@ -108,6 +119,8 @@ def render_views(mesh, n_views: int = 16, resolution: int = 128, *, distance: fl
         renderer: a renderer or its name (``get_renderer``).
         frame: frame every view on the mesh's bounding box (:func:`framed_cameras`) instead of
             orbiting the origin at ``distance``.
+        extra_directions: ``[K, 3]`` directions (centre -> camera) of K framed views added to
+            the ``n_views``, e.g. ``[[1, 0, 0], [-1, 0, 0]]`` to look along a garment's sleeves.
 
     Returns:
         ``(views, cameras)``.
@@ -116,8 +129,11 @@ def render_views(mesh, n_views: int = 16, resolution: int = 128, *, distance: fl
         raise DataError("mesh has no faces", field="faces", expected="a triangle mesh")
     r = get_renderer(renderer) if isinstance(renderer, str) else renderer
     if frame:
-        cams = framed_cameras(np.asarray(mesh.vertices), n_views, resolution, fov_deg)
+        cams = framed_cameras(np.asarray(mesh.vertices), n_views, resolution, fov_deg,
+                              extra_directions=extra_directions)
     else:
+        if extra_directions is not None:
+            raise ConfigError("extra_directions needs frame=True")
         cams = orbit_cameras(n_views, resolution, distance, fov_deg)
     v = torch.as_tensor(np.asarray(mesh.vertices), dtype=torch.float64)
     f = torch.as_tensor(np.asarray(mesh.faces), dtype=torch.long)
@@ -137,7 +153,7 @@ def render_views(mesh, n_views: int = 16, resolution: int = 128, *, distance: fl
                     1e-6), torch.zeros_like(a)).clamp(0, 1))
     views = Views(torch.stack(masks), torch.stack(depths), torch.stack(normals),
                   torch.stack(colors) if colors else None,
-                  names=[f"view_{i:03d}" for i in range(n_views)])
+                  names=[f"view_{i:03d}" for i in range(len(cams))])
     return views, cams
 
 

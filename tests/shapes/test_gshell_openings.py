@@ -156,3 +156,25 @@ def test_openings_judged_by_the_views_evidence():
     assert _n_loops(g, sdf, msdf, min_opening=100, evidence=ev_part, fractions=(1.0, 0.0)) == 1
     with pytest.raises(ValueError, match="evidence"):
         extract_gshell(g, sdf, msdf, evidence=ev[:-1])
+
+
+def test_weak_regions_known_shares():
+    """Two parts of a vertex chain (triangles i, i+1, i+2): part A (vertices 0-9) has 2 of 10
+    vertices as evidence, part B (13-22) none, vertex 11 outside the region is evidence too."""
+    from shapes.gshell.extract import weak_regions
+
+    n = 23
+    faces = torch.stack([torch.arange(n - 2), torch.arange(1, n - 1), torch.arange(2, n)], 1)
+    region = torch.zeros(n, dtype=torch.bool)
+    region[:10] = True
+    region[13:] = True
+    evidence = torch.zeros(n, dtype=torch.bool)
+    evidence[[2, 7, 11]] = True
+    a, b = torch.arange(n) < 10, torch.arange(n) >= 13
+    assert torch.equal(weak_regions(faces, region, evidence, 0.1), b)  # A: 0.2, B: 0
+    assert torch.equal(weak_regions(faces, region, evidence, 0.2), b)  # 0.2 is not under 0.2
+    assert torch.equal(weak_regions(faces, region, evidence, 0.25), a | b)
+    assert not bool(weak_regions(faces, torch.zeros(n, dtype=torch.bool), evidence, 0.5).any())
+    # joined into one part (vertices 10-12 added): 3 of 23 = 0.13
+    assert bool(weak_regions(faces, torch.ones(n, dtype=torch.bool), evidence, 0.14).all())
+    assert not bool(weak_regions(faces, torch.ones(n, dtype=torch.bool), evidence, 0.13).any())

@@ -339,3 +339,40 @@ def test_view_folder_with_mixed_sizes_or_partial_maps(tmp_path, hemi_views):
     (small / "cameras.json").write_text(json.dumps(meta))
     with pytest.raises(DataError, match="images differ in size"):
         load_views(small)
+
+
+def test_framed_cameras_extra_directions_look_along_them():
+    """An extra direction adds one framed camera on that axis through the box centre, looking
+    back along it, with the whole box in view; a zero direction is a ConfigError."""
+    from common.errors import ConfigError
+
+    box = trimesh.creation.box([1.0, 0.3, 0.2])
+    box.apply_translation([0.1, -0.05, 0.0])
+    cams = framed_cameras(box.vertices, 6, 48, extra_directions=[[2.0, 0, 0], [0, -1, 0]])
+    assert len(cams) == 8
+    c = 0.5 * (box.vertices.min(0) + box.vertices.max(0))
+    for cam, d in zip(cams[6:], ([1.0, 0, 0], [0, -1.0, 0])):
+        centre = -cam.R.T @ cam.t
+        off = centre - c
+        np.testing.assert_allclose(off / np.linalg.norm(off), d, atol=1e-9)
+        np.testing.assert_allclose(cam.R[2], -np.asarray(d), atol=1e-9)
+        xc = box.vertices @ cam.R.T + cam.t
+        uv = xc[:, :2] / xc[:, 2:] @ cam.K[:2, :2].T + cam.K[:2, 2]
+        assert np.all(xc[:, 2] > 0) and np.all((uv >= 0) & (uv <= 47))
+    with pytest.raises(ConfigError, match="non-zero"):
+        framed_cameras(box.vertices, 6, 48, extra_directions=[[0, 0, 0]])
+    views, vc = render_views(box, n_views=4, resolution=32, renderer="deodr",
+                             extra_directions=[[1, 0, 0]])
+    assert len(views) == len(vc) == 5 and views.names[-1] == "view_004"
+
+
+def test_views_without_depth_warn_that_openings_need_it(hemi_views):
+    """Masks only (a user's RGBA images without depth .npy): the fit runs and says why open
+    surfaces will stay closed."""
+    from shapes.gshell.views import Views
+
+    views, cams = hemi_views
+    with pytest.warns(RuntimeWarning, match="no depth maps"):
+        out = reconstruct(Views(views.masks), cams, resolution=8, iterations=2,
+                          progress=False, renderer="deodr")
+    assert len(out.faces) > 0
