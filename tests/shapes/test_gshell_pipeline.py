@@ -41,10 +41,12 @@ def test_reconstruct_mesh_then_views(tmp_path, shared_data):
     # the rendered views are a valid --views input
     out2 = tmp_path / "b"
     assert _run("--views", str(out / "views"), "--out", str(out2), "--formats", "ply",
-                "--coarse-resolution", "8", "--open-start", "0.5", *TINY) == 0
+                "--coarse-resolution", "8", "--open-start", "0.5", "--open-share", "0.2",
+                *TINY) == 0
     assert (out2 / "reconstruction.ply").is_file()
     m2 = json.loads((out2 / "metrics.json").read_text())
     assert "chamfer" not in m2 and m2["coarse_resolution"] == 8 and m2["open_start"] == 0.5
+    assert m2["open_share"] == 0.2
 
 
 def test_reconstruct_bad_inputs(tmp_path):
