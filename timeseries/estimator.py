@@ -19,7 +19,7 @@ from gluonts.model.forecast import SampleForecast
 from gluonts.model.predictor import Predictor
 from tqdm.auto import tqdm
 
-from common.errors import ConfigError
+from common.errors import CheckpointError, ConfigError
 from common.io import load_checkpoint, save_checkpoint
 from common.seeds import resolve_device
 from common.training import DiffusionModule, TrainerConfig, make_trainer
@@ -85,7 +85,7 @@ class WindowBatches(torch.utils.data.Dataset):
     """``num_batches`` random scaled training windows per epoch; item i is a whole batch."""
 
     def __init__(self, series: list[tuple[np.ndarray, np.ndarray]], cfg: TSDiffConfig,
-                 batch_size: int, num_batches: int, seed: int = 0) -> None:
+                 batch_size: int, num_batches: int, seed: int | list[int] = 0) -> None:
         self.series, self.cfg = series, cfg
         self.batch_size, self.num_batches = batch_size, num_batches
         self.rng = np.random.default_rng(seed)
@@ -171,13 +171,19 @@ class TSDiffEstimator:
         """The LightningModule (core ``DiffusionModule``) around a fresh TSDiff denoiser."""
         return DiffusionModule(self.config.build(), lr=self.lr, grad_clip=self.gradient_clip_val)
 
-    def create_loader(self, training_data: Any) -> torch.utils.data.DataLoader:
-        """Batches of random scaled windows (each epoch ``num_batches_per_epoch`` batches)."""
+    def create_loader(self, training_data: Any, start_step: int = 0
+                      ) -> torch.utils.data.DataLoader:
+        """Batches of random scaled windows (each epoch ``num_batches_per_epoch`` batches).
+
+        ``start_step`` > 0 (a resumed run) seeds the window stream with (seed, start_step), so a
+        resumed run draws new windows instead of replaying those of steps 0, 1, ...
+        """
         entries = validate_entries(training_data)
         series = [entry_arrays(e, i) for i, e in enumerate(entries)]
+        seed = [self.seed, start_step] if start_step else self.seed
         return torch.utils.data.DataLoader(
             WindowBatches(series, self.config, self.batch_size, self.num_batches_per_epoch,
-                          self.seed), batch_size=None, shuffle=False)
+                          seed), batch_size=None, shuffle=False)
 
     def create_predictor(self, module: DiffusionModule) -> TSDiffPredictor:
         """A predictor from a trained module."""
@@ -192,14 +198,24 @@ class TSDiffEstimator:
         import lightning.pytorch as pl
 
         pl.seed_everything(self.seed, workers=True, verbose=False)
-        loader = self.create_loader(training_data)
-        module = self.create_module()
-        trainer = make_trainer(self.trainer_config, self.checkpoint_dir, callbacks)
-        ckpt = None
+        ckpt, start = None, 0
         if self.checkpoint_dir is not None and (Path(self.checkpoint_dir) / "last.ckpt").exists():
             ckpt = str(Path(self.checkpoint_dir) / "last.ckpt")
+            start = _global_step(ckpt)
+        loader = self.create_loader(training_data, start)
+        module = self.create_module()
+        trainer = make_trainer(self.trainer_config, self.checkpoint_dir, callbacks)
         trainer.fit(module, loader, ckpt_path=ckpt)
         return self.create_predictor(module)
+
+
+def _global_step(path: str) -> int:
+    """The training step stored in a Lightning checkpoint (``CheckpointError`` if unreadable)."""
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=True)["global_step"])
+    except Exception as err:  # noqa: BLE001 - any unreadable file gets the same clear error
+        raise CheckpointError(f"cannot resume from {path}: not a readable Lightning checkpoint "
+                              f"with a global_step ({type(err).__name__}: {err})") from err
 
 
 class TSDiffPredictor(Predictor):

@@ -123,3 +123,26 @@ def test_unknown_sampler_is_rejected_at_construction() -> None:
     with pytest.raises(ConfigError, match="unknown forecast sampler 'euler'.*dpmpp_2m"):
         TSDiffEstimator("h", 24, sampler="euler")
     assert TSDiffEstimator("h", 24, sampler="dpmpp_2m").config.sampler == "dpmpp_2m"
+
+
+def test_resumed_training_draws_new_windows_and_a_bad_checkpoint_is_named(tmp_path) -> None:
+    from common.errors import CheckpointError
+
+    est = TSDiffEstimator("h", 12, context_length=24, use_lags=False, hidden=8, blocks=1,
+                          batch_size=8, num_batches_per_epoch=2, trainer=_trainer(2),
+                          checkpoint_dir=tmp_path)
+    data = _sine(2, 100)
+
+    def first(start: int) -> np.ndarray:
+        return next(iter(est.create_loader(data, start)))["x"].numpy()
+
+    assert np.array_equal(first(0), first(0))  # a fresh run is reproducible
+    assert np.array_equal(first(500), first(500))  # so is a resumed one
+    assert not np.allclose(first(0), first(500))  # but it does not replay steps 0, 1, ...
+    est.train(data)  # writes last.ckpt at step 2; a second call resumes from it
+    from timeseries.estimator import _global_step
+
+    assert _global_step(str(tmp_path / "last.ckpt")) == 2
+    (tmp_path / "last.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="last.ckpt"):
+        est.train(data)
