@@ -178,3 +178,23 @@ def test_weak_regions_known_shares():
     # joined into one part (vertices 10-12 added): 3 of 23 = 0.13
     assert bool(weak_regions(faces, torch.ones(n, dtype=torch.bool), evidence, 0.14).all())
     assert not bool(weak_regions(faces, torch.ones(n, dtype=torch.bool), evidence, 0.13).any())
+
+
+def test_sdf_sign_change_loss_known_values():
+    """nvdiffrec Eq. 9 on three values: edges (0,1) and (1,2) change sign, (0,2) does not;
+    each end's logit is pushed towards the other end's sign with a binary cross-entropy."""
+    from shapes.gshell.reconstruct import sdf_sign_change_loss
+
+    sdf = torch.tensor([1.0, -1.0, 2.0], dtype=torch.float64, requires_grad=True)
+    edges = torch.tensor([[0, 1], [1, 2], [0, 2]])
+    sp = lambda x: math.log1p(math.exp(x))  # noqa: E731  (softplus)
+    # ends a = (1, -1) against targets (0, 1); ends b = (-1, 2) against targets (1, 0)
+    want = (sp(1) + sp(1)) / 2 + (sp(1) + sp(2)) / 2
+    loss = sdf_sign_change_loss(sdf, edges)
+    assert float(loss) == pytest.approx(want, rel=1e-6)  # targets are float32
+    loss.backward()
+    # gradient descent moves each crossing end towards its neighbour's sign: 0 and 2 down, 1 up
+    assert float(sdf.grad[0]) > 0 and float(sdf.grad[2]) > 0 and float(sdf.grad[1]) < 0
+    same = torch.tensor([0.5, 1.0, 2.0], requires_grad=True)
+    zero = sdf_sign_change_loss(same, edges)
+    assert float(zero) == 0.0 and zero.requires_grad
