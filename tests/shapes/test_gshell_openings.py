@@ -191,10 +191,10 @@ def test_sdf_sign_change_loss_known_values():
     # ends a = (1, -1) against targets (0, 1); ends b = (-1, 2) against targets (1, 0)
     want = (sp(1) + sp(1)) / 2 + (sp(1) + sp(2)) / 2
     loss = sdf_sign_change_loss(sdf, edges)
-    assert float(loss) == pytest.approx(want, rel=1e-6)  # targets are float32
+    assert float(loss.detach()) == pytest.approx(want, rel=1e-6)  # targets are float32
     loss.backward()
     # gradient descent moves each crossing end towards its neighbour's sign: 0 and 2 down, 1 up
     assert float(sdf.grad[0]) > 0 and float(sdf.grad[2]) > 0 and float(sdf.grad[1]) < 0
     same = torch.tensor([0.5, 1.0, 2.0], requires_grad=True)
     zero = sdf_sign_change_loss(same, edges)
-    assert float(zero) == 0.0 and zero.requires_grad
+    assert float(zero.detach()) == 0.0 and zero.requires_grad
