@@ -73,7 +73,8 @@ class ShapeModel:
             dshape[0], dshape[1], c.latent_channels, c.latent_size, c.ae_width,
             synthesis=(torch.from_numpy(lo), torch.from_numpy(hi)), sdf_weight=c.ae_sdf_weight,
             sdf_scale=c.truncation or 0.1, surface_band=1.5 / c.resolution,
-            occupancy_weight=c.ae_occupancy_weight, kl_weight=c.ae_kl_weight)
+            occupancy_weight=c.ae_occupancy_weight, kl_weight=c.ae_kl_weight,
+            grid_rows=c.ae_grid_rows)
         backbone = LatentUNet3D(c.latent_channels, c.unet_width, c.emb_dim, c.condition,
                                 c.cond_drop, self.latent_frame() if c.point_grid else None)
         self.denoiser = Preconditioned(backbone, c.sigma_data, c.P_mean, c.P_std)

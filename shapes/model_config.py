@@ -24,6 +24,10 @@ class ShapeModelConfig:
         ae_sdf_weight: weight of the autoencoder's decoded-TSDF loss (surface-weighted; 0 = the
             wavelet-space MSE alone); ae_occupancy_weight: its inside/outside logistic loss;
             ae_kl_weight: weight of the variational autoencoder's KL term (0 = deterministic).
+        ae_grid_rows: the autoencoder's TSDF terms are computed on a random sub-grid of this
+            many nodes per axis each step (an unbiased estimate of the full-grid loss;
+            ``WaveletAutoencoder.sample_rows``); None or >= resolution = the full grid (as at the
+            default 64^3). 64 rows cut a 256^3 step from 4.3 to ~0.1 CPU-s per sample.
         ae_steps: autoencoder optimisation steps (the diffusion uses ``TrainerConfig.max_steps``).
         sampler, num_steps: a ``common.samplers`` name and its number of sigmas (few-step).
         guidance: classifier-free guidance weight w (1 = conditional model alone).
@@ -70,6 +74,7 @@ class ShapeModelConfig:
     ae_sdf_weight: float = 3.0
     ae_occupancy_weight: float = 1.0
     ae_kl_weight: float = 1e-3
+    ae_grid_rows: int | None = 64
     ae_lr: float = 2e-3
     lr: float = 2e-4
     batch_size: int = 16
@@ -100,6 +105,8 @@ class ShapeModelConfig:
         if self.refine_init not in ("sample", "mean", "points"):
             raise ConfigError("refine_init must be 'sample', 'mean' or 'points', got "
                               f"{self.refine_init!r}")
+        if self.ae_grid_rows is not None and self.ae_grid_rows < 2:
+            raise ConfigError(f"ae_grid_rows must be None or >= 2, got {self.ae_grid_rows}")
         if self.refine_points is not None and self.refine_points < 8:
             raise ConfigError(f"refine_points must be None or >= 8, got {self.refine_points}")
         if not 0.0 <= self.min_component_fraction < 1.0:
