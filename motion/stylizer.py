@@ -10,7 +10,8 @@ target label. Codes are taken from the training set, not drawn from a per-label 
 such draws left the generator's training distribution (issue 7). ``style=None`` draws from
 N(0, I) (``style_prior="gaussian"``, the paper), from a Gaussian fitted to the training codes
 (``"posterior"``) or from an EDM diffusion prior (``"diffusion"``). The output is a
-:class:`~motion.bvh.Clip` on the content clip's skeleton, starting where it starts.
+:class:`~motion.bvh.Clip` on the content clip's skeleton, starting where it starts. Training lives
+in :mod:`motion.fitting`, the style banks and code selection in :mod:`motion.style_codes`.
 """
 
 from __future__ import annotations
@@ -24,12 +25,12 @@ import torch
 
 from common.errors import CheckpointError, ConfigError, DataError
 from common.io import load_checkpoint, save_checkpoint
-from common.seeds import randn, sample_generators
-from common.training import TrainerConfig, make_trainer
+from common.seeds import sample_generators
 
 from .bvh import Clip, load_bvh
 from .config import StylizerConfig
 from .features import FeatureLayout, clip_to_features, features_to_clip
+from .fitting import StylizerFitting
 from .model import (
     ContentEncoder,
     Generator,
@@ -37,13 +38,13 @@ from .model import (
     MotionAutoencoder,
     StyleEncoder,
 )
-from .skeleton import SkeletonInfo, mirror
-from .training import AutoencoderModule, StylizerModule, WindowPairs
+from .skeleton import SkeletonInfo
+from .style_codes import StyleCodes
 
 KIND = "motion/genmostyle"
 
 
-class Stylizer:
+class Stylizer(StylizerFitting, StyleCodes):
     """Latent motion stylizer: ``fit(clips)``, ``stylize(content, style)``, ``save``/``load``."""
 
     def __init__(self, config: StylizerConfig | None = None, **overrides: Any) -> None:
@@ -87,128 +88,6 @@ class Stylizer:
     def _normalise(self, feats: np.ndarray) -> np.ndarray:
         return (feats - self.mean) / self.std
 
-    # training --------------------------------------------------------------------------------
-    def fit(self, clips: list[Clip | str | Path], trainer: TrainerConfig | None = None,
-            checkpoint_dir: str | Path | None = None) -> Stylizer:
-        """Train stage 1 (autoencoder) then stage 2 (stylizer); resumes from ``last.ckpt``.
-
-        ``trainer`` sets devices/precision/EMA; its ``max_steps`` is replaced by the config's
-        ``ae_steps`` / ``stylizer_steps`` for the two stages.
-        """
-        cfg = self.config
-        clips = [self._as_clip(c) for c in clips]
-        if not clips:
-            raise DataError("no clips to fit", field="clips", expected="at least one clip")
-        self.template = clips[0].slice(0, 1)
-        for c in clips:
-            self._check_clip(c, "training")
-            if "style" not in c.meta and cfg.supervised:
-                raise DataError("clip has no style label", file=c.meta.get("file", c.name),
-                                field="style", expected="meta['style'] (label CSV column)")
-        self.info = SkeletonInfo.from_clip(clips[0])
-        groups = list(range(len(clips)))                  # a clip and its mirror share content
-        if cfg.mirror_augment:
-            clips = clips + [mirror(c) for c in clips]
-            groups = groups + groups
-        self.styles = sorted({str(c.meta.get("style", "unlabelled")) for c in clips})
-        labels = [self.styles.index(str(c.meta.get("style", "unlabelled"))) for c in clips]
-        feats = [clip_to_features(c, self.info)[0] for c in clips]
-        allf = np.concatenate(feats)
-        self.mean = allf.mean(0)
-        self.std = np.maximum(allf.std(0), 1e-3)
-        normed = [self._normalise(f).astype(np.float32) for f in feats]
-        self._build()
-        torch.manual_seed(cfg.seed)
-        tcfg = dataclasses.replace(trainer or TrainerConfig(ema_decay=None), seed=cfg.seed)
-        ckpt = None if checkpoint_dir is None else Path(checkpoint_dir)
-        content_names = sorted({str(c.meta["content"]) for c in clips if "content" in c.meta})
-        contents = ([content_names.index(str(c.meta["content"])) for c in clips]
-                    if cfg.w_style_adv and len(content_names) > 1
-                    and all("content" in c.meta for c in clips) else None)
-        data = WindowPairs(normed, labels, cfg.window, cfg.batch_size * cfg.steps_per_epoch,
-                           cfg.seed, groups=groups,
-                           pair_by_label=cfg.supervised and cfg.cross_clip_swap,
-                           contents=contents)
-        loader = torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, shuffle=True,
-                                             generator=torch.Generator().manual_seed(cfg.seed))
-        stage1 = AutoencoderModule(self.nets["ae"], self.nets["gmp"], lr=cfg.lr)
-        self._run(stage1, loader, dataclasses.replace(tcfg, max_steps=cfg.ae_steps), ckpt, "ae")
-        stage2 = StylizerModule(self.nets["ae"], self.nets["content"], self.nets["style"],
-                                self.nets["generator"], supervised=cfg.supervised, lr=cfg.lr,
-                                w_rec=cfg.w_rec, w_swap=cfg.w_swap, w_cycle=cfg.w_cycle,
-                                w_kl=cfg.w_kl, w_kl_pair=cfg.w_kl_pair,
-                                w_kl_label=cfg.w_kl_label, label_dropout=cfg.label_dropout,
-                                w_style_cls=cfg.w_style_cls, w_content_adv=cfg.w_content_adv,
-                                n_styles=len(self.styles), w_feat_stats=cfg.w_feat_stats,
-                                style_stats=self._label_feature_stats(normed, labels),
-                                w_style_rec=cfg.w_style_rec, w_rot6d=cfg.w_rot6d,
-                                w_style_adv=cfg.w_style_adv,
-                                n_contents=0 if contents is None else len(content_names),
-                                w_out_cls=cfg.w_out_cls,
-                                out_classifier=self._output_classifier(normed, labels),
-                                w_fk=cfg.w_fk, fk=self._fk_skeleton(),
-                                w_rot_stats=cfg.w_rot_stats,
-                                **self._rot6d_channels())
-        self._run(stage2, loader, dataclasses.replace(tcfg, max_steps=cfg.stylizer_steps), ckpt,
-                  "stylizer")
-        for net in self.nets.values():
-            net.eval().requires_grad_(False)
-        self._style_statistics(normed, labels)
-        return self
-
-    def _label_feature_stats(self, normed: list[np.ndarray], labels: list[int]) -> np.ndarray:
-        """Per-label channel (mean, std) over time of normalised features, averaged over the
-        label's clips [K, 2, D] (what statistics transfer copies)."""
-        out = np.zeros((len(self.styles), 2, normed[0].shape[1]), np.float32)
-        for k in range(len(self.styles)):
-            fs = [f for f, lab in zip(normed, labels) if lab == k]
-            if fs:
-                out[k, 0] = np.mean([f.mean(0) for f in fs], 0)
-                out[k, 1] = np.mean([f.std(0) for f in fs], 0)
-        return out
-
-    def _output_classifier(self, normed: list[np.ndarray], labels: list[int]) -> Any:
-        """The frozen style classifier of the ``w_out_cls`` term: ``motion.metrics``' classifier
-        trained on the (normalised, mirrored) training clips only, on its own random stream."""
-        cfg = self.config
-        if not (cfg.w_out_cls and cfg.supervised):
-            return None
-        from .metrics import train_classifier
-
-        with torch.random.fork_rng():
-            # zero-padded names: the classifier's sorted classes are the label indices in order
-            return train_classifier(normed, [f"{k:04d}" for k in labels], cfg.window,
-                                    cfg.out_cls_steps, hidden=max(cfg.hidden, 64),
-                                    seed=cfg.seed + 17)
-
-    def _fk_skeleton(self) -> dict[str, Any] | None:
-        """Channel bounds, normalisation and skeleton of the ``w_fk`` term."""
-        if not self.config.w_fk:
-            return None
-        from .fk_consistency import skeleton_tensors
-
-        lay = FeatureLayout(len(self.template.names))
-        r6, ric = lay.slice("rot6d"), lay.slice("ric")
-        return {"rot6d": (r6.start, r6.stop), "ric": (ric.start, ric.stop),
-                "norm": torch.as_tensor(np.stack([self.mean, self.std]), dtype=torch.float32),
-                **skeleton_tensors(self.template.offsets, self.template.parents)}
-
-    def _rot6d_channels(self) -> dict[str, Any]:
-        """Bounds and (mean, std) of the 6-D rotation feature channels (the rotation term)."""
-        sl = FeatureLayout(len(self.template.names)).slice("rot6d")
-        return {"rot6d": (sl.start, sl.stop),
-                "rot6d_norm": np.stack([self.mean[sl], self.std[sl]]).astype(np.float32)}
-
-    def _run(self, module: Any, loader: Any, tcfg: TrainerConfig, ckpt: Path | None,
-             stage: str) -> None:
-        import lightning.pytorch as pl
-
-        pl.seed_everything(tcfg.seed, verbose=False)
-        folder = None if ckpt is None else ckpt / stage
-        trainer = make_trainer(tcfg, checkpoint_dir=folder, default_root_dir=folder)
-        last = None if folder is None else folder / "last.ckpt"
-        trainer.fit(module, loader, ckpt_path=str(last) if last and last.exists() else None)
-
     def _build(self) -> None:
         cfg = self.config
         dim = FeatureLayout(len(self.template.names)).dim
@@ -226,112 +105,10 @@ class Stylizer:
     def n_parameters(self) -> int:
         return sum(p.numel() for m in self.nets.values() for p in m.parameters())
 
-    @torch.no_grad()
-    def _style_statistics(self, normed: list[np.ndarray], labels: list[int]) -> None:
-        mus: dict[int, list[np.ndarray]] = {}
-        w = self.config.window
-        for f, lab in zip(normed, labels):
-            starts = range(0, len(f) - w + 1, max(w // 2, 1))
-            x = torch.stack([torch.as_tensor(f[a:a + w].T) for a in starts])
-            z = self.nets["ae"].encode(x)
-            lab_t = torch.full((len(x),), lab) if self.config.supervised else None
-            mus.setdefault(lab, []).append(self.nets["style"](z, lab_t)[0].numpy())
-        self.style_stats, self.style_bank = {}, {}
-        for lab, arrs in mus.items():
-            a = np.concatenate(arrs)
-            self.style_bank[self.styles[lab]] = a.astype(np.float32)
-            self.style_stats[self.styles[lab]] = (a.mean(0), a.std(0) + 1e-3)
-        allc = np.concatenate(list(self.style_bank.values())).astype(np.float64)
-        cov = np.cov(allc, rowvar=False) + 1e-4 * np.eye(allc.shape[1])
-        self.code_mean = allc.mean(0).astype(np.float32)
-        self.code_chol = np.linalg.cholesky(cov).astype(np.float32)
-        if self.config.style_prior == "diffusion":
-            from .style_prior import DiffusionStylePrior
-
-            codes = torch.as_tensor(np.concatenate([np.concatenate(v) for v in mus.values()]))
-            labs = torch.as_tensor(np.concatenate([[k] * sum(len(a) for a in v)
-                                                   for k, v in mus.items()]), dtype=torch.long)
-            self.prior = DiffusionStylePrior(self.config.style, len(self.styles)).fit(
-                codes.float(), labs, steps=self.config.prior_steps, seed=self.config.seed)
-
     # inference -------------------------------------------------------------------------------
     def _require_fitted(self) -> None:
         if not self.nets or self.template is None:
             raise CheckpointError("the Stylizer is not fitted; call fit() or Stylizer.load()")
-
-    @torch.no_grad()
-    def encode_style(self, reference: Clip | str | Path, n_samples: int = 1,
-                     seed: int | None = None) -> torch.Tensor:
-        """Style codes [n, S] of a reference clip (posterior mean when ``seed`` is None)."""
-        self._require_fitted()
-        ref = self._as_clip(reference)
-        self._check_clip(ref, "style reference")
-        x = torch.as_tensor(self._normalise(clip_to_features(ref, self.info)[0]).T[None])
-        z = self.nets["ae"].encode(self._pad(x))
-        label = ref.meta.get("style")
-        lab = None
-        if self.config.supervised and label in self.styles:
-            lab = torch.tensor([self.styles.index(label)])
-        mu, logvar = self.nets["style"](z, lab)
-        if seed is None and n_samples == 1:
-            return mu
-        eps = randn((n_samples, mu.shape[1]), sample_generators(self._seeds(seed, n_samples)))
-        return mu + eps * (0.5 * logvar).exp()
-
-    @torch.no_grad()
-    def style_code(self, style: str | Clip | str | Path | None, n_samples: int = 1,
-                   seed: int | None = None) -> torch.Tensor:
-        """Style codes [n, S] for a label, a reference clip (or its path) or the prior (None)."""
-        self._require_fitted()
-        s_dim = self.config.style
-        gens = sample_generators(self._seeds(seed, n_samples))
-        label = style if isinstance(style, str) and style in self.style_stats else None
-        if self.prior is not None and (style is None or label is not None):
-            idx = None if label is None else self.styles.index(label)
-            return self.prior.sample(n_samples, idx, self._seeds(seed, n_samples))
-        if style is None:
-            eps = randn((n_samples, s_dim), gens)
-            if self.config.style_prior == "posterior" and self.code_mean is not None:
-                # ex-post density estimate (Ghosh et al. 2020, Sec. 4): a full-covariance
-                # Gaussian fitted to the training windows' posterior means
-                return (torch.as_tensor(self.code_mean)
-                        + eps @ torch.as_tensor(self.code_chol).T)
-            return eps
-        if isinstance(style, str) and not (style.endswith(".bvh") or style.endswith(".gz")):
-            if style not in self.style_stats:
-                raise DataError(f"unknown style label {style!r}", field="style",
-                                expected=f"one of {sorted(self.style_stats)} or a BVH path")
-            return self._label_codes(style, n_samples, gens if seed is not None else None)
-        return self.encode_style(style, n_samples, seed)
-
-    def _label_codes(self, style: str, n: int, gens: list[torch.Generator] | None,
-                     near: torch.Tensor | None = None, k_near: int = 5) -> torch.Tensor:
-        """Codes [n, S] of training windows of ``style``.
-
-        Without ``near``: the code nearest the label's mean (``gens`` None) or a seeded random
-        one. With ``near`` (the content clip's own code): the label's code nearest to it, or a
-        seeded draw among its ``k_near`` nearest; the code carries some motion-specific
-        information, so an exemplar of similar motion keeps the content intact.
-        """
-        bank = self.style_bank.get(style)
-        if bank is None:                                  # checkpoint without a bank
-            bank = self.style_stats[style][0][None]
-        bank_t = torch.as_tensor(bank, dtype=torch.float32)
-        if near is not None:
-            order = ((bank_t - near.reshape(1, -1)) ** 2).sum(1).argsort()[:k_near]
-            if gens is None:
-                return bank_t[order[0]].expand(n, -1).clone()
-            return bank_t[[int(order[torch.randint(len(order), (1,), generator=g)])
-                           for g in gens]]
-        if gens is None:
-            k = int(((bank_t - bank_t.mean(0)) ** 2).sum(1).argmin())
-            return bank_t[k].expand(n, -1).clone()
-        idx = [int(torch.randint(len(bank_t), (1,), generator=g)) for g in gens]
-        return bank_t[idx]
-
-    def _seeds(self, seed: int | None, n: int) -> list[int]:
-        base = self.config.seed if seed is None else seed
-        return [base * 1000 + k for k in range(n)]
 
     @staticmethod
     def _pad(x: torch.Tensor, multiple: int = 8) -> torch.Tensor:

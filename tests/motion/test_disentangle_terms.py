@@ -149,6 +149,7 @@ def test_window_pairs_carry_content_labels():
 def test_fit_builds_the_terms_with_ordered_classifier_classes(monkeypatch):
     """``Stylizer.fit`` passes content labels and a classifier whose class k is style index k
     (also beyond 10 labels, where plain string sorting would misorder them)."""
+    import motion.fitting as fitting_mod
     import motion.stylizer as stylizer_mod
     from common.training import TrainerConfig
     from motion.procedural import generate_dataset
@@ -160,7 +161,7 @@ def test_fit_builds_the_terms_with_ordered_classifier_classes(monkeypatch):
             seen.update(kw)
             super().__init__(*args, **kw)
 
-    monkeypatch.setattr(stylizer_mod, "StylizerModule", Recording)
+    monkeypatch.setattr(fitting_mod, "StylizerModule", Recording)
     clips = generate_dataset(1, n_frames=72, styles=["neutral", "angry"])
     cfg = stylizer_mod.StylizerConfig.tiny(ae_steps=1, stylizer_steps=1, batch_size=4,
                                            w_style_adv=0.5, w_out_cls=0.5, out_cls_steps=2,

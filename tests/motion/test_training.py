@@ -114,6 +114,7 @@ def test_critic_terms_train_critics_and_networks_separately():
 
 def test_fit_pairs_mirror_copies_as_one_content(monkeypatch):
     """``Stylizer.fit`` marks a clip and its mirror image as one group (never swap partners)."""
+    import motion.fitting as fitting_mod
     import motion.stylizer as stylizer_mod
     from common.training import TrainerConfig
     from motion.procedural import generate_dataset
@@ -125,7 +126,7 @@ def test_fit_pairs_mirror_copies_as_one_content(monkeypatch):
             seen.update(kw, n=len(feats), labels=list(labels))
             super().__init__(feats, labels, *args, **kw)
 
-    monkeypatch.setattr(stylizer_mod, "WindowPairs", Recording)
+    monkeypatch.setattr(fitting_mod, "WindowPairs", Recording)
     clips = generate_dataset(1, n_frames=72, styles=["neutral", "angry"])
     cfg = stylizer_mod.StylizerConfig.tiny(ae_steps=1, stylizer_steps=1, batch_size=4)
     stylizer_mod.Stylizer(cfg).fit(clips, TrainerConfig(ema_decay=None, enable_progress_bar=False,
