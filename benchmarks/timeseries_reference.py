@@ -155,7 +155,8 @@ def reference_model(ref: types.SimpleNamespace) -> torch.nn.Module:
 
 
 def reference_loader(ref: types.SimpleNamespace, model: torch.nn.Module, train: list):
-    """The reference's training batches (its transforms, splitter and gluonts TrainDataLoader)."""
+    """The reference's training batches (its transforms, splitter and gluonts TrainDataLoader),
+    epoch after epoch (one epoch = its ``num_batches_per_epoch`` batches)."""
     from gluonts.dataset.loader import TrainDataLoader
     from gluonts.itertools import Cached
     from gluonts.torch.batchify import batchify
@@ -167,9 +168,11 @@ def reference_loader(ref: types.SimpleNamespace, model: torch.nn.Module, train: 
     splitter = ref.utils.create_splitter(
         past_length=c["context_length"] + max(model.lags_seq),
         future_length=c["prediction_length"], mode="train")
-    return TrainDataLoader(Cached(transform.apply(train, is_train=True)),
-                           batch_size=c["batch_size"], stack_fn=batchify, transform=splitter,
-                           num_batches_per_epoch=c["num_batches_per_epoch"])
+    loader = TrainDataLoader(Cached(transform.apply(train, is_train=True)),
+                             batch_size=c["batch_size"], stack_fn=batchify, transform=splitter,
+                             num_batches_per_epoch=c["num_batches_per_epoch"])
+    while True:
+        yield from loader
 
 
 def reference_step(model: torch.nn.Module, opt: torch.optim.Optimizer, batch: dict,
