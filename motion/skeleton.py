@@ -97,8 +97,17 @@ def _min_rotation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.eye(3) + k + k @ k / (1 + c)
 
 
-def rest_mirror_maps(offsets: np.ndarray, parents: np.ndarray, m: np.ndarray) -> np.ndarray:
-    """The per-joint improper maps ``C_j`` [J, 3, 3] described in the module docstring."""
+def rest_mirror_maps(offsets: np.ndarray, parents: np.ndarray, m: np.ndarray,
+                     reference: np.ndarray | None = None) -> np.ndarray:
+    """The per-joint improper maps ``C_j`` [J, 3, 3] described in the module docstring.
+
+    ``reference`` [J, 3, 3]: local rotation matrices of a reference pose (e.g. a clip's first
+    frame). A centre joint whose children do not fix its mirror plane (one child on the bone
+    axis, like a spine segment) takes its parent's plane carried into its own frame by that
+    rotation, so its mirrored rotation stays on the same branch as the original's (without it,
+    the Bandai-Namco chest of a mirrored clip is twisted 180 degrees about the spine, an
+    equivalent pose with the shoulders' rotations compensating).
+    """
     n_j = len(parents)
     maps = np.zeros((n_j, 3, 3))
     done = np.zeros(n_j, bool)
@@ -111,6 +120,8 @@ def rest_mirror_maps(offsets: np.ndarray, parents: np.ndarray, m: np.ndarray) ->
             d = sum((offsets[c] - offsets[m[c]] for c in kids if m[c] > c), np.zeros(3))
             if np.linalg.norm(d) < 1e-9:
                 n = np.linalg.eigh(np.eye(3) - par)[1][:, -1]   # the parent's normal
+                if reference is not None:                        # ... in this joint's frame
+                    n = reference[j].T @ n
                 for c in kids:
                     u = offsets[c] / np.linalg.norm(offsets[c])
                     n = n - (n @ u) * u
@@ -138,7 +149,8 @@ def mirror(clip: Clip, axis: int = 0) -> Clip:
     m = mirror_map(clip.names)
     world = np.eye(3)
     world[axis, axis] = -1
-    maps = rest_mirror_maps(clip.offsets, clip.parents, m)
+    # the first frame's local rotations: unchanged by mirroring, so mirroring twice is the identity
+    maps = rest_mirror_maps(clip.offsets, clip.parents, m, quat.to_matrix(clip.rotations[0]))
     _, g = clip.fk()
     g2 = world @ g[:, m] @ maps                 # [F, J, 3, 3]
     glob = quat.from_matrix(g2)

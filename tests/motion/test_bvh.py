@@ -70,6 +70,25 @@ def test_mirror_twice_is_identity_and_equivariant(shared_data):
         assert np.abs(once.global_positions() - expected).max() < 1e-4 * scale
 
 
+def test_mirror_keeps_centre_joints_on_their_rotation_branch(shared_data):
+    """A mirrored centre joint (spine, chest, neck) keeps its rotation angle: the Bandai-Namco
+    chest used to come out twisted by 180 degrees about the spine (positions still exact)."""
+    import pymotion.rotations.quat_np as quat
+
+    clip = load_bvh(shared_data / BANDAI)
+    once = mirror(clip)
+    m = mirror_map(clip.names)
+
+    def angle(q: np.ndarray) -> np.ndarray:
+        return 2 * np.arccos(np.clip(np.abs(q[..., 0]), 0.0, 1.0))
+
+    for j in [j for j in range(1, clip.n_joints) if m[j] == j]:
+        diff = np.median(np.abs(angle(once.rotations[:, j]) - angle(clip.rotations[:, j])))
+        assert diff < 0.5, (clip.names[j], diff)
+    rel = quat.mul(quat.inverse(clip.rotations[:, 2]), once.rotations[:, 2])
+    assert np.median(angle(rel)) < 0.5                 # the chest (joint 2), about the same pose
+
+
 def test_mirror_map_and_roles(shared_data):
     clip = load_bvh(shared_data / BANDAI)
     m = mirror_map(clip.names)
