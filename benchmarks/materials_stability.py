@@ -20,7 +20,8 @@ the same for every method. Times are process CPU seconds; relaxations are cached
 in ``--work`` (an interrupted run resumes).
 
 Usage: ``OMP_NUM_THREADS=1 nice -n 10 python benchmarks/materials_stability.py --set DIR
---hull ../shared/data/materials/mp20_hull --steps 4000 --max-minutes 20 --n 100 --pool 2``;
+--hull ../shared/data/materials/mp20_hull --steps 4000 --max-cpu-minutes 15 --n 100 --pool 2``
+(``--max-cpu-minutes`` caps training by process CPU time, ``--max-minutes`` by wall time);
 ``--only-throughput`` measures relaxations per minute (local 1 / 2 processes, Dask).
 """
 
