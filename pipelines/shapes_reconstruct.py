@@ -40,12 +40,14 @@ def _add_arguments(p: Any) -> None:
                    "halfway (0: off)")
     p.add_argument("--open-start", type=float, default=0.0, metavar="F",
                    help="fraction of the run fitted with the SDF alone before the mSDF 'open' "
-                   "term ramps in (0: from the start; --open-share already keeps weakly "
-                   "supported regions closed, so this is rarely needed)")
-    p.add_argument("--open-share", type=float, default=0.1, metavar="F",
+                   "term ramps in (0: from the start); 0.5 also carves closed objects' "
+                   "concavities (Chamfer 0.0328 -> 0.0281) but costs thin garments more "
+                   "(t-shirt 0.0116 -> 0.0135) than --open-share 0.1")
+    p.add_argument("--open-share", type=float, default=0.0, metavar="F",
                    help="the mSDF 'open' pull acts only in unobserved parts of the template in "
-                   "which at least this share of vertices is seen through by the views (0: off; "
-                   "keeps stray votes from cutting closed objects during the fit)")
+                   "which at least this share of vertices is seen through by the views (0: off); "
+                   "0.1 keeps stray votes from cutting closed objects during the fit (a box's "
+                   "groove: Chamfer 0.0328 -> 0.0283) but costs some garments (tank +7 %%)")
     p.add_argument("--views-per-step", type=int, default=4)
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--min-opening", type=int, default=16, metavar="N",
