@@ -15,8 +15,9 @@ Example::
 
 from __future__ import annotations
 
+from .baselines import udf_baseline
 from .extract import GShellMesh, cut_by_msdf, extract_gshell, marching_tets
-from .reconstruct import ReconstructConfig, optimise, reconstruct, udf_baseline
+from .reconstruct import ReconstructConfig, optimise, reconstruct
 from .render import Camera, get_renderer, look_at_camera
 from .tetgrid import TetGrid, build_tet_grid
 from .views import Views, check_views, framed_cameras, load_views, render_views, save_views
