@@ -35,12 +35,30 @@ class StatisticsTransfer:
     def stylize(self, content: Clip, style: str) -> Clip:
         feats, start = clip_to_features(content, self.info)
         mu, sd = self.stats[style]
-        out = (feats - feats.mean(0)) / np.maximum(feats.std(0), 1e-6) * sd + mu
-        out[:, -4:] = feats[:, -4:]
+        out = align_statistics(feats, mu, sd, slice(0, feats.shape[1] - 4))
         clip = features_to_clip(out.astype(np.float32), content, start,
                                 name=f"{content.name}_stats_{style}")
         clip.meta = {**content.meta, "style": style}
         return clip
+
+
+def align_statistics(feats: np.ndarray, mean: np.ndarray, std: np.ndarray, channels: slice,
+                     alpha: float = 1.0) -> np.ndarray:
+    """AdaIN over time on feature ``channels`` (Huang & Belongie 2017, Eq. 8), blended.
+
+    Args:
+        feats: features [F, D]; mean, std: target per-channel statistics [D].
+        channels: the channels to re-colour (the others are returned unchanged).
+        alpha: 1 = the target statistics exactly, 0 = ``feats`` unchanged, in between a blend.
+
+    Returns:
+        A new array [F, D].
+    """
+    out = feats.copy()
+    f = feats[:, channels]
+    moved = (f - f.mean(0)) / np.maximum(f.std(0), 1e-6) * std[channels] + mean[channels]
+    out[:, channels] = (1 - alpha) * f + alpha * moved
+    return out
 
 
 def identity(content: Clip, style: str) -> Clip:

@@ -55,6 +55,12 @@ class ModelConfig:
             rotations must give the joint positions; ``motion.fk_consistency``; 0 = off). On
             Bandai-Namco 1.0 alone gave style 0.73 / content 0.82 / FID 1286 (rotation-channel
             FID 2012 -> 1084); not yet measured together with ``w_out_cls``.
+        stats_align: at inference, the stylized clip's 6-D rotation channels are re-coloured
+            with the target's per-channel mean/std over time (AdaIN on features, as statistics
+            transfer does): a label's averaged over its training clips, a reference clip's own;
+            blended with weight ``stats_align`` (0 = off; prior samples are never aligned). On
+            Bandai-Namco (OCLS model) 1.0 raised style accuracy 0.74 -> 0.95 at equal content
+            accuracy and cut the style FID 1223 -> 464 (statistics transfer: 0.945, 487).
         injection: where the generator injects the style code: ``blocks`` (GenMoStyle: AdaIN in
             the residual blocks, one linear map each) or ``all`` (AdaIN after every hidden
             convolution, each with its own two-layer style MLP; the default).
@@ -100,6 +106,7 @@ class ModelConfig:
     out_cls_steps: int = 300
     w_fk: float = 0.0
     w_rot_stats: float = 0.0
+    stats_align: float = 1.0
     injection: str = "all"
     cross_clip_swap: bool = True
     style_label: bool = True

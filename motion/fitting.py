@@ -53,6 +53,8 @@ class StylizerFitting:
         self.styles = sorted({str(c.meta.get("style", "unlabelled")) for c in clips})
         labels = [self.styles.index(str(c.meta.get("style", "unlabelled"))) for c in clips]
         feats = [clip_to_features(c, self.info)[0] for c in clips]
+        n_orig = len(groups) // 2 if cfg.mirror_augment else len(groups)
+        self._feature_statistics(feats[:n_orig], labels[:n_orig])
         allf = np.concatenate(feats)
         self.mean = allf.mean(0)
         self.std = np.maximum(allf.std(0), 1e-3)
@@ -95,6 +97,16 @@ class StylizerFitting:
             net.eval().requires_grad_(False)
         self._style_statistics(normed, labels)
         return self
+
+    def _feature_statistics(self, feats: list[np.ndarray], labels: list[int]) -> None:
+        """Per-label raw feature (mean, std) over time averaged over the label's clips, mirror
+        copies excluded: statistics transfer's, what ``stats_align`` re-colours with."""
+        self.feature_stats = {}
+        for k, name in enumerate(self.styles):
+            fs = [f for f, lab in zip(feats, labels) if lab == k]
+            if fs:
+                self.feature_stats[name] = (np.mean([f.mean(0) for f in fs], 0).astype(np.float32),
+                                            np.mean([f.std(0) for f in fs], 0).astype(np.float32))
 
     def _label_feature_stats(self, normed: list[np.ndarray], labels: list[int]) -> np.ndarray:
         """Per-label channel (mean, std) over time of normalised features, averaged over the

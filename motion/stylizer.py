@@ -27,6 +27,7 @@ from common.errors import CheckpointError, ConfigError, DataError
 from common.io import load_checkpoint, save_checkpoint
 from common.seeds import sample_generators
 
+from .baselines import align_statistics
 from .bvh import Clip, load_bvh
 from .config import StylizerConfig
 from .features import FeatureLayout, clip_to_features, features_to_clip
@@ -62,6 +63,7 @@ class Stylizer(StylizerFitting, StyleCodes):
         self.mean = self.std = None
         self.style_stats: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.style_bank: dict[str, np.ndarray] = {}     # posterior-mean codes of train windows
+        self.feature_stats: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # raw, per label
         self.prior: Any = None
         self.code_mean: np.ndarray | None = None       # aggregate posterior (ex-post Gaussian)
         self.code_chol: np.ndarray | None = None
@@ -147,8 +149,8 @@ class Stylizer(StylizerFitting, StyleCodes):
         z = self.nets["generator"](c.expand(len(s), -1, -1), s)
         label = style if isinstance(style, str) else "ref" if style is not None else "prior"
         label = Path(label).name.split(".")[0] if isinstance(style, str) and "." in style else label
-        outs = self._decode(z, xp, t, clip, start, label=label,
-                            cleanup_feet=cleanup_feet)
+        outs = self._decode(z, xp, t, clip, start, label=label, cleanup_feet=cleanup_feet,
+                            target=self._target_statistics(style))
         return outs[0] if n_samples == 1 else outs
 
     @torch.no_grad()
@@ -166,9 +168,22 @@ class Stylizer(StylizerFitting, StyleCodes):
         out.meta["style"] = clip.meta.get("style")
         return out
 
+    def _target_statistics(self, style: str | Path | Clip | None
+                           ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Raw feature (mean, std) that ``stats_align`` re-colours the output with: the label's
+        (statistics transfer's), a reference clip's own, or None (prior, or alignment off)."""
+        if not self.config.stats_align or style is None:
+            return None
+        if isinstance(style, str) and style in self.style_stats:
+            return self.feature_stats.get(style)          # None for pre-round-7 checkpoints
+        ref = clip_to_features(self._as_clip(style), self.info)[0]
+        return ref.mean(0), ref.std(0)
+
     def _decode(self, z: torch.Tensor, xp: torch.Tensor, t: int, clip: Clip, start: dict,
-                label: str, cleanup_feet: bool = False) -> list[Clip]:
-        """Latents [n, L, T/4] -> clips on ``clip``'s skeleton, starting where it starts."""
+                label: str, cleanup_feet: bool = False,
+                target: tuple[np.ndarray, np.ndarray] | None = None) -> list[Clip]:
+        """Latents [n, L, T/4] -> clips on ``clip``'s skeleton, starting where it starts; with
+        ``target`` the 6-D rotation channels are re-coloured (``config.stats_align``)."""
         y = self.nets["ae"].decode(z)
         # root speed follows the new style (global-motion predictor); the turning rate is the
         # content's, so the stylized clip follows the content's path
@@ -178,6 +193,9 @@ class Stylizer(StylizerFitting, StyleCodes):
         outs = []
         for k, f in enumerate(y):
             f[:, -4:] = (f[:, -4:] > 0.5).astype(np.float32)
+            if target is not None:
+                rot = FeatureLayout(len(self.template.names)).slice("rot6d")
+                f = align_statistics(f, *target, rot, self.config.stats_align).astype(np.float32)
             out = features_to_clip(f, clip, start, name=f"{clip.name}_{label}_{k}")
             if cleanup_feet:
                 from .ik import remove_foot_skating
@@ -209,6 +227,8 @@ class Stylizer(StylizerFitting, StyleCodes):
             "style_stats": {k: [torch.as_tensor(a), torch.as_tensor(b)]
                             for k, (a, b) in self.style_stats.items()},
             "style_bank": {k: torch.as_tensor(v) for k, v in self.style_bank.items()},
+            "feature_stats": {k: [torch.as_tensor(a), torch.as_tensor(b)]
+                              for k, (a, b) in self.feature_stats.items()},
             "code_gaussian": None if self.code_mean is None else
             [torch.as_tensor(self.code_mean), torch.as_tensor(self.code_chol)],
         }
@@ -219,9 +239,10 @@ class Stylizer(StylizerFitting, StyleCodes):
         """Restore a stylizer written by :meth:`save`."""
         obj = load_checkpoint(path, KIND)
         # checkpoints written before an option was added were trained without it: before
-        # ``injection`` with the GenMoStyle generator, before round 6 without its terms
+        # ``injection`` with the GenMoStyle generator, before round 6 without its terms,
+        # before round 7 without the statistics alignment
         legacy = {"injection": "blocks", "w_style_adv": 0.0, "w_out_cls": 0.0, "w_fk": 0.0,
-                  "w_rot_stats": 0.0}
+                  "w_rot_stats": 0.0, "stats_align": 0.0}
         self = cls(StylizerConfig(**{**legacy, **obj["config"]}))
         self.styles = list(obj["styles"])
         t = obj["template"]
@@ -240,6 +261,8 @@ class Stylizer(StylizerFitting, StyleCodes):
         self.mean, self.std = obj["mean"].numpy(), obj["std"].numpy()
         self.style_stats = {k: (a.numpy(), b.numpy()) for k, (a, b) in obj["style_stats"].items()}
         self.style_bank = {k: v.numpy() for k, v in (obj.get("style_bank") or {}).items()}
+        self.feature_stats = {k: (a.numpy(), b.numpy())
+                              for k, (a, b) in (obj.get("feature_stats") or {}).items()}
         if obj.get("code_gaussian") is not None:
             self.code_mean, self.code_chol = (t.numpy() for t in obj["code_gaussian"])
         if obj.get("prior") is not None:

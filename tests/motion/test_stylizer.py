@@ -187,12 +187,50 @@ def test_checkpoint_without_injection_loads_the_genmostyle_generator(tmp_path):
     st.mean, st.std = np.zeros(dim, np.float32), np.ones(dim, np.float32)
     obj = load_checkpoint(st.save(tmp_path / "new.pt"), KIND)
     obj = {k: v for k, v in obj.items() if k not in ("genpipes_format", "kind")}
-    for key in ("injection", "w_style_adv", "w_out_cls", "w_fk", "w_rot_stats"):
+    for key in ("injection", "w_style_adv", "w_out_cls", "w_fk", "w_rot_stats", "stats_align"):
         del obj["config"][key]
+    del obj["feature_stats"]
     again = Stylizer.load(save_checkpoint(tmp_path / "old.pt", KIND, obj))
     assert again.config.injection == "blocks"
+    assert again.config.stats_align == 0.0 and again.feature_stats == {}
     # round-5 checkpoints were trained without round 6's terms (w_out_cls now defaults on)
     assert StylizerConfig().w_out_cls > 0
     assert again.config.w_out_cls == again.config.w_style_adv == again.config.w_fk == 0.0
     with pytest.raises(ConfigError, match="injection"):
         Stylizer(StylizerConfig.tiny(injection="everywhere"))
+
+
+def test_statistics_alignment_recolours_only_the_rotation_channels(fitted, content, tmp_path):
+    """``stats_align``: the label's statistics are statistics transfer's (mirror copies
+    excluded); 0 leaves the output alone; the stats survive save/load; old models skip it."""
+    import dataclasses
+
+    from motion.baselines import StatisticsTransfer, align_statistics
+
+    model, _ = fitted
+    clips = generate_dataset(2, n_frames=96, styles=["neutral", "tired", "angry"])
+    ref = StatisticsTransfer(model.info).fit(clips).stats
+    for name, (mu, sd) in model.feature_stats.items():
+        np.testing.assert_allclose(mu, ref[name][0], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(sd, ref[name][1], rtol=1e-5, atol=1e-5)
+    rng = np.random.default_rng(0)
+    f = rng.normal(size=(50, 6)) * 3 + 1
+    mu, sd = np.arange(6.0), np.full(6, 0.5)
+    out = align_statistics(f, mu, sd, slice(2, 5))
+    np.testing.assert_allclose(out[:, 2:5].mean(0), mu[2:5], atol=1e-9)
+    np.testing.assert_allclose(out[:, 2:5].std(0), sd[2:5], atol=1e-9)
+    np.testing.assert_array_equal(out[:, [0, 1, 5]], f[:, [0, 1, 5]])
+    half = align_statistics(f, mu, sd, slice(2, 5), alpha=0.5)
+    np.testing.assert_allclose(half, 0.5 * (f + out), atol=1e-12)
+    aligned = model.stylize(content, "angry", seed=1)
+    model_off = Stylizer.load(model.save(tmp_path / "m.pt"))
+    assert model_off.feature_stats.keys() == model.feature_stats.keys()
+    model_off.config = dataclasses.replace(model_off.config, stats_align=0.0)
+    plain = model_off.stylize(content, "angry", seed=1)
+    assert model.config.stats_align == 1.0
+    assert np.abs(aligned.rotations - plain.rotations).max() > 1e-3
+    model_off.feature_stats = {}                            # a pre-round-7 checkpoint
+    model_off.config = dataclasses.replace(model_off.config, stats_align=1.0)
+    np.testing.assert_array_equal(model_off.stylize(content, "angry", seed=1).rotations,
+                                  plain.rotations)
+    assert model._target_statistics(None) is None
