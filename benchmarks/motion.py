@@ -23,6 +23,7 @@ from pathlib import Path
 if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path.pop(0)
 
+import copy  # noqa: E402
 import dataclasses  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -71,6 +72,8 @@ def main() -> None:
     p.add_argument("--w-fk", type=float, default=d.w_fk)
     p.add_argument("--w-rot-stats", type=float, default=d.w_rot_stats)
     p.add_argument("--injection", default=d.injection, choices=["blocks", "all"])
+    p.add_argument("--stats-align", type=float, default=d.stats_align,
+                   help="inference-time rotation-channel statistics alignment (0 = off)")
     p.add_argument("--same-clip-swap", action="store_true",
                    help="round-2 pairing: swap partner from the same clip")
     p.add_argument("--label-code", default=d.label_code, choices=["near", "bank", "encode"])
@@ -99,12 +102,17 @@ def main() -> None:
                          w_style_rec=args.w_style_rec, injection=args.injection,
                          w_rot6d=args.w_rot6d, w_style_adv=args.w_style_adv,
                          w_out_cls=args.w_out_cls, w_fk=args.w_fk, w_rot_stats=args.w_rot_stats,
-                         cross_clip_swap=not args.same_clip_swap, label_code=args.label_code)
+                         cross_clip_swap=not args.same_clip_swap, label_code=args.label_code,
+                         stats_align=args.stats_align)
     trainer = TrainerConfig(ema_decay=None, enable_progress_bar=False, seed=args.seed,
                             gradient_clip_val=args.grad_clip)
     t_fit = time.perf_counter()
     if args.load:
         model = Stylizer.load(args.load)
+        model.config = dataclasses.replace(model.config, stats_align=args.stats_align)
+        if args.stats_align and not model.feature_stats:      # saved before round 7
+            model._feature_statistics([clip_to_features(c, model.info)[0] for c in train],
+                                      [model.styles.index(c.meta["style"]) for c in train])
         cfg = model.config
     else:
         model = Stylizer(cfg).fit(train, trainer, checkpoint_dir=args.checkpoint_dir)
@@ -122,12 +130,16 @@ def main() -> None:
     t_sty = time.perf_counter() - t_sty
     stats = StatisticsTransfer(model.info).fit(train)
     stats_out = [stats.stylize(c, s) for c, s in zip(srcs, targets)]
+    plain = copy.copy(model)                 # the same networks without the alignment
+    plain.config = dataclasses.replace(model.config, stats_align=0.0)
+    ours_plain = [plain.stylize(c, s, seed=args.seed) for c, s in zip(srcs, targets)]
     # style FID seen through positions/velocities only and through 6-D rotations only
     channel_evs = [ChannelStyleFID(model.info, g, window=48, steps=args.classifier_steps,
                                    seed=args.seed).fit(train)
                    for g in (POSITION_GROUPS, ROTATION_GROUPS)]
     sets = {
-        "ours (label style)": (ours, targets, srcs),
+        f"ours (label style, stats_align {cfg.stats_align:g})": (ours, targets, srcs),
+        "ours without the alignment (stats_align 0)": (ours_plain, targets, srcs),
         "statistics transfer": (stats_out, targets, srcs),
         "unchanged content": (srcs, targets, srcs),
         # the ceiling of any latent stylizer: what the autoencoder alone keeps
@@ -171,7 +183,7 @@ def main() -> None:
         f"w_content_adv {cfg.w_content_adv:g}, w_feat_stats {cfg.w_feat_stats:g}, "
         f"w_style_rec {cfg.w_style_rec:g}, w_rot6d {cfg.w_rot6d:g}, w_style_adv "
         f"{cfg.w_style_adv:g}, w_out_cls {cfg.w_out_cls:g}, w_fk {cfg.w_fk:g}, w_rot_stats "
-        f"{cfg.w_rot_stats:g}, injection {cfg.injection}; "
+        f"{cfg.w_rot_stats:g}, injection {cfg.injection}, stats_align {cfg.stats_align:g}; "
         f"label code: {cfg.label_code}), "
         f"classifiers {args.classifier_steps} steps. Train: {len(train)} clips of take 001; "
         f"held-out: {len(test)} clips of take 002 ({sorted({c.meta['content'] for c in test})}),"
