@@ -390,15 +390,20 @@ def speed(args: argparse.Namespace) -> None:
 
 
 
-def _rows(path: Path, prefix: str, n: int) -> dict[int, list[dict]]:
-    """``{training steps: [row, ...]}`` of ``results.json`` rows ``<prefix>.../ddim/10/s0.25/n``
-    (our rows are ``tsdiff/seed<s>/step<b>/...``, the reference's ``ref/step<b>/...``)."""
-    out: dict[int, list[dict]] = {}
+def _rows(path: Path, prefix: str, n: int) -> dict[tuple[int, str], list[dict]]:
+    """``{(training steps, guidance scale): [row, ...]}`` of the guided DDIM-10 rows on ``n``
+    series in ``results.json`` (ours: ``tsdiff/seed<s>/step<b>/...``, the reference's
+    ``ref/step<b>/...``)."""
+    import re
+
+    pattern = re.compile(rf"^{prefix}(seed\d+/)?step\d+/ddim/10/s([\d.]+)/{n}$")
+    out: dict[tuple[int, str], list[dict]] = {}
     if not path.exists():
         return out
     for key, row in json.loads(path.read_text()).items():
-        if key.startswith(prefix) and key.endswith(f"/ddim/10/s0.25/{n}"):
-            out.setdefault(int(row["steps"]), []).append({**row, "key": key})
+        m = pattern.match(key)
+        if m:
+            out.setdefault((int(row["steps"]), m.group(2)), []).append({**row, "key": key})
     return out
 
 
@@ -410,31 +415,32 @@ def report(args: argparse.Namespace) -> None:
     n = args.series
     sp = json.loads((work / "speed.json").read_text()) if (work / "speed.json").exists() else {}
     ref = _rows(work / "results.json", "ref/", n)
-    ours: dict[int, list[dict]] = {}
+    ours: dict[tuple[int, str], list[dict]] = {}
     for w in filter(None, args.ours_work.split(",")):
-        for steps, rows in _rows(Path(w) / "results.json", "tsdiff/seed", n).items():
-            seen = {r["key"] for r in ours.get(steps, [])}
-            ours.setdefault(steps, []).extend(r for r in rows if r["key"] not in seen)
+        for at, rows in _rows(Path(w) / "results.json", "tsdiff/", n).items():
+            seen = {r["key"] for r in ours.get(at, [])}
+            ours.setdefault(at, []).extend(r for r in rows if r["key"] not in seen)
     s_ref, s_ours = sp.get("ref_total"), sp.get("ours_lightning")
-    lines = [f"CRPS on {n} M4 series (final window, 100 samples, guided DDIM-10, TSDiff-Q, "
-             "scale 0.25), against training steps (batch 64, one thread):", "",
-             "| model | steps | seeds | CRPS | CPU s / step (in its run) | train CPU s (in its "
-             "run) | train CPU s (steps x same-process s/step) | forecast CPU s / series |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [f"CRPS on {n} M4 series (final window, 100 samples, guided DDIM-10, TSDiff-Q), "
+             "against training steps (batch 64, one thread):", "",
+             "| model | steps | guidance scale | seeds | CRPS | CPU s / step (in its run) | "
+             "train CPU s (in its run) | train CPU s (steps x same-process s/step) | "
+             "forecast CPU s / series |", "|---|---|---|---|---|---|---|---|---|"]
 
-    def row(name: str, steps: int, rs: list[dict], per_step: float | None) -> None:
+    def row(name: str, at: tuple[int, str], rs: list[dict], per_step: float | None) -> None:
+        steps = at[0]
         crps = [r["crps"] for r in rs]
         c = f"{np.mean(crps):.4f}" + (f" ± {np.std(crps):.4f}" if len(crps) > 1 else "")
         ss = [r.get("s_step") or r["cpu_train"] / steps for r in rs]
         same = f"{steps * per_step:.0f}" if per_step else "-"
-        lines.append(f"| {name} | {steps} | {len(rs)} | {c} | {np.mean(ss):.3f} | "
+        lines.append(f"| {name} | {steps} | {at[1]} | {len(rs)} | {c} | {np.mean(ss):.3f} | "
                      f"{steps * np.mean(ss):.0f} | {same} | "
                      f"{np.mean([r['s_series'] for r in rs]):.1f} |")
 
-    for steps in sorted(ref):
-        row("reference (its code, its recipe)", steps, ref[steps], s_ref)
-    for steps in sorted(ours):
-        row("ours (genpipes timeseries)", steps, ours[steps], s_ours)
+    for at in sorted(ref):
+        row("reference (its code, its recipe)", at, ref[at], s_ref)
+    for at in sorted(ours):
+        row("ours (genpipes timeseries)", at, ours[at], s_ours)
     if sp:
         lines += ["", f"CPU s per training step, same process, best of {sp['rounds']} "
                   f"interleaved blocks of {sp['steps']} steps ({sp['utc']} UTC, load "
@@ -447,12 +453,12 @@ def report(args: argparse.Namespace) -> None:
                              "ours_lightning")):
             lines.append(f"| {label} | {sp[a]:.3f} | {sp[b]:.3f} | {sp[a] / sp[b]:.2f}x |")
     if ref and ours and s_ref and s_ours:
-        best = min(ref, key=lambda b: np.mean([r["crps"] for r in ref[b]]))
-        target = float(np.mean([r["crps"] for r in ref[best]]))
-        seed0 = [b for b in sorted(ours) if any(r["key"].startswith("tsdiff/seed0/")
-                                                 and r["crps"] <= target for r in ours[b])]
-        lines += ["", f"Time to the reference's best CRPS ({target:.4f}, its {best} steps = "
-                  f"{best * s_ref:.0f} CPU s at {s_ref:.3f} s/step):"]
+        at = min(ref, key=lambda b: np.mean([r["crps"] for r in ref[b]]))
+        best, target = at[0], float(np.mean([r["crps"] for r in ref[at]]))
+        seed0 = [b[0] for b in sorted(ours) if any(r["key"].startswith("tsdiff/seed0/")
+                                                    and r["crps"] <= target for r in ours[b])]
+        lines += ["", f"Time to the reference's best CRPS ({target:.4f}, its {best} steps at "
+                  f"scale {at[1]} = {best * s_ref:.0f} CPU s at {s_ref:.3f} s/step):"]
         if seed0:
             b = seed0[0]
             lines.append(f"ours (seed 0) reaches it within {b} steps = {b * s_ours:.0f} CPU s "
