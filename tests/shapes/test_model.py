@@ -93,16 +93,18 @@ def test_refinement_from_the_mean_latent_skips_the_sampler(fitted):
     pts = torch.from_numpy(resample_points(normalize_points(cloud, c.padding), c.n_points, 0))
     pts = pts.float()[None]
     zero = torch.zeros((1, c.latent_channels) + (c.latent_size,) * 3)
-    steps, init = c.refine_steps, c.refine_init
+    steps, init, udf = c.refine_steps, c.refine_init, c.refine_udf
     try:
-        c.refine_init, c.refine_steps = "mean", 5
+        # without the unsigned-distance term the fit minimises the point energy alone, so that
+        # energy must fall (with it, the point term alone may rise while the sum falls)
+        c.refine_init, c.refine_steps, c.refine_udf = "mean", 5, 0.0
         z = model.sample_latents(1, cloud, seed=0, progress=False)
         torch.testing.assert_close(z, refine_latents(model, zero, pts, 5,
                                                      prior_weight=c.refine_prior,
                                                      udf_weight=c.refine_udf))
         assert point_energy(model, z, pts) < point_energy(model, zero, pts)
     finally:
-        c.refine_init, c.refine_steps = init, steps
+        c.refine_init, c.refine_steps, c.refine_udf = init, steps, udf
     with pytest.raises(ConfigError, match="refine_init"):
         ShapeModel(refine_init="poisson")
 
