@@ -50,6 +50,8 @@ def main() -> None:
     p.add_argument("--grid", default="0.05:0.1:10,0.05:0.01:10,0.05:0.001:10,0.1:0.01:20,"
                    "0.05:0:10", help="tune: lr:noise:t settings (noise 0 = most likely)")
     p.add_argument("--tune-samples", type=int, default=32)
+    p.add_argument("--modes", default="ml,langevin", help="refine: variants to run")
+    p.add_argument("--bases", default="all", help="refine: 'all' or a comma list of base names")
     p.add_argument("--parts", default="missing,refine", help="missing, refine, tune")
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -98,9 +100,11 @@ def main() -> None:
                 [np.load(deepar.dir / f"{i}.npz")["samples"] for i in idx], inputs, freq),
         }
         for name, make_base in bases.items():
+            if args.bases != "all" and name not in args.bases.split(","):
+                continue
             base = make_base()
             cache.get(f"refine/base/{name}/{n}", lambda base=base: {"crps": crps_of(base, test)})
-            for mode in ("ml", "langevin"):
+            for mode in args.modes.split(","):
                 def job(base=base, mode=mode) -> dict:
                     t0 = time.process_time()
                     out = []
