@@ -54,7 +54,9 @@ class ModelConfig:
         w_fk: forward-kinematics consistency of the decoded hetero-style outputs (FK of the
             rotations must give the joint positions; ``motion.fk_consistency``; 0 = off). On
             Bandai-Namco 1.0 alone gave style 0.73 / content 0.82 / FID 1286 (rotation-channel
-            FID 2012 -> 1084); not yet measured together with ``w_out_cls``.
+            FID 2012 -> 1084); with ``w_out_cls`` 0.5 it collapsed (0.31 / 0.63) while mirrored
+            chests were on the other rotation branch, and after that fix gave 0.53 / 0.82 / 2361,
+            below ``w_out_cls`` alone.
         stats_align: at inference, the stylized clip's 6-D rotation channels are re-coloured
             with the target's per-channel mean/std over time (AdaIN on features, as statistics
             transfer does): a label's averaged over its training clips, a reference clip's own;
