@@ -500,7 +500,10 @@ def main() -> None:
         q.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     torch.set_num_threads(1)
-    {"train": train, "eval": evaluate, "speed": speed, "report": report}[args.mode](args)
+    try:
+        {"train": train, "eval": evaluate, "speed": speed, "report": report}[args.mode](args)
+    except ConfigError as err:
+        sys.exit(f"error: {err}")
 
 
 if __name__ == "__main__":
