@@ -154,6 +154,18 @@ def reference_model(ref: types.SimpleNamespace) -> torch.nn.Module:
                       init_skip=c["init_skip"])
 
 
+def reference_transforms(ref: types.SimpleNamespace, model: torch.nn.Module, mode: str):
+    """The reference's feature transforms and its instance splitter (``mode`` "train"/"test")."""
+    c = ref.config
+    transform = ref.utils.create_transforms(
+        num_feat_dynamic_real=0, num_feat_static_cat=0, num_feat_static_real=0,
+        time_features=model.time_features, prediction_length=c["prediction_length"])
+    splitter = ref.utils.create_splitter(
+        past_length=c["context_length"] + max(model.lags_seq),
+        future_length=c["prediction_length"], mode=mode)
+    return transform, splitter
+
+
 def reference_loader(ref: types.SimpleNamespace, model: torch.nn.Module, train: list):
     """The reference's training batches (its transforms, splitter and gluonts TrainDataLoader),
     epoch after epoch (one epoch = its ``num_batches_per_epoch`` batches)."""
@@ -162,12 +174,7 @@ def reference_loader(ref: types.SimpleNamespace, model: torch.nn.Module, train: 
     from gluonts.torch.batchify import batchify
 
     c = ref.config
-    transform = ref.utils.create_transforms(
-        num_feat_dynamic_real=0, num_feat_static_cat=0, num_feat_static_real=0,
-        time_features=model.time_features, prediction_length=c["prediction_length"])
-    splitter = ref.utils.create_splitter(
-        past_length=c["context_length"] + max(model.lags_seq),
-        future_length=c["prediction_length"], mode="train")
+    transform, splitter = reference_transforms(ref, model, "train")
     loader = TrainDataLoader(Cached(transform.apply(train, is_train=True)),
                              batch_size=c["batch_size"], stack_fn=batchify, transform=splitter,
                              num_batches_per_epoch=c["num_batches_per_epoch"])
@@ -244,12 +251,7 @@ def reference_forecaster(ref: types.SimpleNamespace, path: Path, sampler: str, s
     guide = ref.samplers[sampler](model=model, prediction_length=c["prediction_length"],
                                   num_samples=num_samples, guidance="quantile", scale=scale,
                                   missing_scenario="none", missing_values=0, **kwargs)
-    transform = ref.utils.create_transforms(
-        num_feat_dynamic_real=0, num_feat_static_cat=0, num_feat_static_real=0,
-        time_features=model.time_features, prediction_length=c["prediction_length"])
-    splitter = ref.utils.create_splitter(
-        past_length=c["context_length"] + max(model.lags_seq),
-        future_length=c["prediction_length"], mode="test")
+    transform, splitter = reference_transforms(ref, model, "test")
     masking = ref.utils.MaskInput("target", "observed_values", c["context_length"], "none", 0)
     predictor = guide.get_predictor(splitter + masking, batch_size=1, device="cpu")
 
