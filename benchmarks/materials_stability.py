@@ -58,6 +58,24 @@ def cpu_budget_callback(minutes: float):  # -> lightning Callback
     return _CPUBudget()
 
 
+def snapshot_callback(every: int, folder: Path):  # -> lightning Callback
+    """A Lightning callback that saves the full training state every ``every`` steps.
+
+    Files ``folder/snap_step<NNNNNN>.ckpt`` hold the raw weights and the EMA callback state
+    (``common.training.load_ema_weights`` reads the averaged weights back), so the compositions
+    a model draws can be tracked against training steps after the run.
+    """
+    import lightning.pytorch as pl
+
+    class _Snapshots(pl.Callback):
+        def on_train_batch_end(self, trainer, *args) -> None:  # noqa: ANN001, ANN002
+            step = int(trainer.global_step)
+            if step % every == 0:
+                trainer.save_checkpoint(str(folder / f"snap_step{step:06d}.ckpt"))
+
+    return _Snapshots()
+
+
 def pyxtal_like(compositions: list, seed: int) -> list:
     """One PyXtal random symmetric crystal per composition (cell counts), random space group."""
     from materials.baselines import random_symmetric_crystals
@@ -370,6 +388,9 @@ def main() -> None:
     ap.add_argument("--max-cpu-minutes", type=float, default=None,
                     help="stop training once the process has used this much CPU time (resumes "
                     "from WORK/ckpt_<tag>/last.ckpt; the CPU seconds are added to the record)")
+    ap.add_argument("--snapshot-every", type=int, default=0,
+                    help="with --max-cpu-minutes: also save WORK/ckpt_<tag>/snap_step*.ckpt "
+                    "every this many steps (EMA state included)")
     ap.add_argument("--pool", type=int, default=2,
                     help="draw pool*N per method; rows: the first N, the first N that pass "
                     "--screen, and (with --energy-filter) the best N by unrelaxed proxy E_hull")
@@ -455,8 +476,11 @@ def main() -> None:
             from common.training import make_trainer
 
             module, loader = gen.training_objects(train, args.seed)
-            trainer = make_trainer(gen.trainer_config, ckdir, [
-                cpu_budget_callback(args.max_cpu_minutes - prior / 60)])
+            cbs = [cpu_budget_callback(args.max_cpu_minutes - prior / 60)]
+            if args.snapshot_every:
+                ckdir.mkdir(parents=True, exist_ok=True)
+                cbs.append(snapshot_callback(args.snapshot_every, ckdir))
+            trainer = make_trainer(gen.trainer_config, ckdir, cbs)
             last = ckdir / "last.ckpt"
             trainer.fit(module, loader, ckpt_path=str(last) if last.is_file() else None)
             gen.model.eval()
