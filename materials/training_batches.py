@@ -38,9 +38,13 @@ class TensorSet(Dataset):
 class TrainingCollate:
     """Batch -> {x, cond, mask}: slot permutation, condition dropout, loss shares as weights."""
 
-    def __init__(self, enc: UniMatEncoder, cfg: GeneratorConfig, seed: int) -> None:
+    def __init__(self, enc: UniMatEncoder, cfg: GeneratorConfig, seed: int,
+                 cell_freq: np.ndarray | None = None) -> None:
         self.enc, self.cfg = enc, cfg
         self.rng = np.random.default_rng(seed)
+        self.cell_w = None
+        if cfg.cell_weight_power and cell_freq is not None:
+            self.cell_w = cell_weights(cell_freq, enc.grid_shape, cfg.cell_weight_power)
 
     def __call__(self, items: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, torch.Tensor]:
         x = np.stack([a for a, _ in items])
@@ -50,7 +54,7 @@ class TrainingCollate:
         keep = (self.rng.random(b) >= self.cfg.p_uncond).astype(np.float64)
         cond = np.concatenate([occ * keep[:, None, None, None, None],
                                np.broadcast_to(keep[:, None, None, None, None], occ.shape)], 1)
-        mask = loss_weights(occ[:, 0], self.enc.grid_shape, self.cfg, keep)
+        mask = loss_weights(occ[:, 0], self.enc.grid_shape, self.cfg, keep, self.cell_w)
         return {"x": torch.as_tensor(x, dtype=torch.float32),
                 "cond": torch.as_tensor(cond, dtype=torch.float32),
                 "mask": torch.as_tensor(mask, dtype=torch.float32),
@@ -75,8 +79,28 @@ def row_weights(keep: np.ndarray, cfg: GeneratorConfig) -> np.ndarray:
     return np.where(keep > 0.5, 1.0, k)
 
 
+def cell_frequency(occ: np.ndarray) -> np.ndarray:
+    """[9, 18] share of the training crystals with at least one atom in each element cell."""
+    return (np.asarray(occ).sum(-1) > 0.5).mean(0)
+
+
+def cell_weights(freq: np.ndarray, grid_shape: tuple[int, ...], power: float,
+                 floor: float = 0.01) -> np.ndarray:
+    """[D_grid] per-entry weights f_cell^-power (mean 1) for the unconditional rows.
+
+    A cell's weight depends on the cell index alone (training-set statistics), never on x0,
+    so a weighted MSE is still minimised entry by entry by the posterior mean E[x0 | x_t]:
+    the weights only decide where a finite network spends its capacity. Cells never occupied
+    in training count as f = 1 (the lowest weight).
+    """
+    f = np.where(freq > 0, np.clip(freq, floor, 1.0), 1.0)
+    w = np.broadcast_to((f ** -float(power))[None, :, :, None], grid_shape).reshape(-1)
+    return w / w.mean()
+
+
 def loss_weights(occ: np.ndarray, grid_shape: tuple[int, ...], cfg: GeneratorConfig,
-                  keep: np.ndarray | None = None) -> np.ndarray:
+                  keep: np.ndarray | None = None, cell_w: np.ndarray | None = None
+                  ) -> np.ndarray:
     """Per-entry loss weights (EDM Eq. 8's per-entry mean, reweighted; normalised to mean 1).
 
     Rows whose composition is given (``keep`` = 1) give occupied slots, empty slots and lattice
@@ -100,6 +124,8 @@ def loss_weights(occ: np.ndarray, grid_shape: tuple[int, ...], cfg: GeneratorCon
             chan[-1] = cfg.occupancy_loss_share / chan[-1].size
             chan[:-1] = (1 - cfg.occupancy_loss_share) / chan[:-1].size
             flat = (1 - cfg.lattice_share) * chan.reshape(1, -1)
+        if cell_w is not None:  # x0-independent per-cell weights (same total)
+            flat = flat * cell_w[None] / (flat * cell_w[None]).sum() * flat.sum()
         w = np.where(keep[:, None] > 0.5, w, flat)
     elif cfg.uncond_loss != "shares":
         raise ConfigError(f"uncond_loss={cfg.uncond_loss!r}; expected 'uniform', 'channel' or "
