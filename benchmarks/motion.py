@@ -74,6 +74,8 @@ def main() -> None:
     p.add_argument("--injection", default=d.injection, choices=["blocks", "all"])
     p.add_argument("--stats-align", type=float, default=d.stats_align,
                    help="inference-time rotation-channel statistics alignment (0 = off)")
+    p.add_argument("--align-in-loop", type=float, default=d.align_in_loop,
+                   help="the alignment applied to the decoded outputs in training (0 = off)")
     p.add_argument("--same-clip-swap", action="store_true",
                    help="round-2 pairing: swap partner from the same clip")
     p.add_argument("--label-code", default=d.label_code, choices=["near", "bank", "encode"])
@@ -103,7 +105,7 @@ def main() -> None:
                          w_rot6d=args.w_rot6d, w_style_adv=args.w_style_adv,
                          w_out_cls=args.w_out_cls, w_fk=args.w_fk, w_rot_stats=args.w_rot_stats,
                          cross_clip_swap=not args.same_clip_swap, label_code=args.label_code,
-                         stats_align=args.stats_align)
+                         stats_align=args.stats_align, align_in_loop=args.align_in_loop)
     trainer = TrainerConfig(ema_decay=None, enable_progress_bar=False, seed=args.seed,
                             gradient_clip_val=args.grad_clip)
     t_fit = time.perf_counter()
@@ -183,7 +185,8 @@ def main() -> None:
         f"w_content_adv {cfg.w_content_adv:g}, w_feat_stats {cfg.w_feat_stats:g}, "
         f"w_style_rec {cfg.w_style_rec:g}, w_rot6d {cfg.w_rot6d:g}, w_style_adv "
         f"{cfg.w_style_adv:g}, w_out_cls {cfg.w_out_cls:g}, w_fk {cfg.w_fk:g}, w_rot_stats "
-        f"{cfg.w_rot_stats:g}, injection {cfg.injection}, stats_align {cfg.stats_align:g}; "
+        f"{cfg.w_rot_stats:g}, injection {cfg.injection}, stats_align {cfg.stats_align:g}, "
+        f"align_in_loop {cfg.align_in_loop:g}; "
         f"label code: {cfg.label_code}), "
         f"classifiers {args.classifier_steps} steps. Train: {len(train)} clips of take 001; "
         f"held-out: {len(test)} clips of take 002 ({sorted({c.meta['content'] for c in test})}),"

@@ -63,6 +63,10 @@ class ModelConfig:
             blended with weight ``stats_align`` (0 = off; prior samples are never aligned). On
             Bandai-Namco (OCLS model) 1.0 raised style accuracy 0.74 -> 0.95 at equal content
             accuracy and cut the style FID 1223 -> 464 (statistics transfer: 0.945, 487).
+        align_in_loop: supervised only: in training, the decoded-output terms (rotation
+            validity, output classifier, FK, statistics) read the hetero-style outputs after the
+            ``stats_align`` re-colouring with this weight (torch, per window), so the generator
+            learns the residual on top of the aligned statistics (0 = off).
         injection: where the generator injects the style code: ``blocks`` (GenMoStyle: AdaIN in
             the residual blocks, one linear map each) or ``all`` (AdaIN after every hidden
             convolution, each with its own two-layer style MLP; the default).
@@ -109,6 +113,7 @@ class ModelConfig:
     w_fk: float = 0.0
     w_rot_stats: float = 0.0
     stats_align: float = 1.0
+    align_in_loop: float = 0.0
     injection: str = "all"
     cross_clip_swap: bool = True
     style_label: bool = True

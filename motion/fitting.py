@@ -90,6 +90,7 @@ class StylizerFitting:
                                 out_classifier=self._output_classifier(normed, labels),
                                 w_fk=cfg.w_fk, fk=self._fk_skeleton(),
                                 w_rot_stats=cfg.w_rot_stats,
+                                align_in_loop=cfg.align_in_loop if cfg.supervised else 0.0,
                                 **self._rot6d_channels())
         self._run(stage2, loader, dataclasses.replace(tcfg, max_steps=cfg.stylizer_steps), ckpt,
                   "stylizer")

@@ -39,6 +39,10 @@ otherwise ``M2``) and ``N`` (a window of a random other clip):
 * optionally (``w_fk``) forward-kinematics consistency of the same outputs: FK of the decoded
   rotations must give the decoded joint positions (``motion.fk_consistency``), since a clip is
   written from its rotations.
+* optionally (``align_in_loop``, supervised) the decoded-output terms above read the outputs
+  after the inference-time ``stats_align`` (AdaIN over time of the 6-D rotation channels to the
+  target label's statistics, blended with this weight), so the generator learns the residual on
+  top of the aligned statistics instead of the statistics themselves.
 
 Each reconstruction is an L1 in latent space plus an L1 on the decoded features. The supervised
 variant feeds the style label to the style encoder (dropped with probability ``label_dropout``
@@ -52,7 +56,6 @@ from typing import Any
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from .fk_consistency import fk_consistency
 from .model import (
@@ -65,58 +68,7 @@ from .model import (
     StyleEncoder,
     kl_normal,
 )
-
-
-class WindowPairs(Dataset):
-    """Windows for the stylizer's terms (GenMoStyle Sec. 3.3): ``x1``, ``x2``, ``xs``, ``xn``.
-
-    ``x1`` and ``x2`` are two windows of one clip (the pair KL); ``xs`` is the swap partner of
-    ``x1``: in the supervised variant (``pair_by_label``) a window of a DIFFERENT clip with the
-    same style label (so the two share the style but not the content), otherwise ``x2``; ``xn``
-    is a window of a random other clip (the cycle's hetero-style partner). ``groups`` marks clips
-    that share their content (a clip and its mirror image): partners never come from the same
-    group. ``clip``, ``partner``, ``other`` are the clip indices, ``label``/``label_n`` the labels
-    of ``x1``/``xn``; with ``contents`` (content/action label per clip) also ``content`` of ``x1``.
-    """
-
-    def __init__(self, feats: list[np.ndarray], labels: list[int], window: int, size: int,
-                 seed: int = 0, groups: list[int] | None = None,
-                 pair_by_label: bool = True, contents: list[int] | None = None) -> None:
-        self.contents = contents
-        self.feats = [torch.as_tensor(f.T, dtype=torch.float32) for f in feats]
-        self.labels, self.window, self.size, self.seed = labels, window, size, seed
-        self.groups = list(range(len(feats))) if groups is None else list(groups)
-        if len(self.groups) != len(feats) or len(labels) != len(feats):
-            raise ValueError("feats, labels and groups must have one entry per clip")
-        ids = np.arange(len(feats))
-        g, lab = np.asarray(self.groups), np.asarray(labels)
-        self.others = [ids[g != g[k]] for k in ids]
-        self.partners = [ids[(g != g[k]) & (lab == lab[k])] if pair_by_label else ids[:0]
-                         for k in ids]
-
-    def __len__(self) -> int:
-        return self.size
-
-    def _window(self, k: int, rng: np.random.Generator) -> torch.Tensor:
-        f = self.feats[k]
-        a = int(rng.integers(0, f.shape[1] - self.window + 1))
-        return f[:, a:a + self.window]
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        rng = np.random.default_rng([self.seed, i])
-        k = int(rng.integers(len(self.feats)))
-        x1, x2 = self._window(k, rng), self._window(k, rng)
-        cand = self.partners[k]
-        p = int(cand[rng.integers(len(cand))]) if len(cand) else k
-        xs = self._window(p, rng) if p != k else x2
-        pool = self.others[k]
-        n = int(pool[rng.integers(len(pool))]) if len(pool) else k
-        out = {"x1": x1, "x2": x2, "xs": xs, "xn": self._window(n, rng),
-               "label": torch.tensor(self.labels[k]), "label_n": torch.tensor(self.labels[n]),
-               "clip": k, "partner": p, "other": n}
-        if self.contents is not None:
-            out["content"] = torch.tensor(self.contents[k])
-        return out
+from .windows import WindowPairs  # noqa: F401  (re-exported: fitting and tests)
 
 
 class AutoencoderModule(pl.LightningModule):
@@ -154,7 +106,7 @@ class StylizerModule(pl.LightningModule):
                  rot6d_norm: torch.Tensor | None = None, w_style_adv: float = 0.0,
                  n_contents: int = 0, w_out_cls: float = 0.0, out_classifier: Any = None,
                  w_fk: float = 0.0, fk: dict[str, Any] | None = None,
-                 w_rot_stats: float = 0.0) -> None:
+                 w_rot_stats: float = 0.0, align_in_loop: float = 0.0) -> None:
         super().__init__()
         self.ae = ae.requires_grad_(False)
         self.content, self.style, self.generator = content, style, generator
@@ -185,11 +137,15 @@ class StylizerModule(pl.LightningModule):
         self.supervised, self.lr, self.label_dropout = supervised, lr, label_dropout
         if (w_feat_stats or w_rot_stats) and supervised and style_stats is None:
             raise ValueError("w_feat_stats / w_rot_stats need style_stats [n_styles, 2, D]")
-        if w_rot_stats and rot6d is None:
-            raise ValueError("w_rot_stats needs rot6d (channel bounds)")
+        if (w_rot_stats or align_in_loop) and rot6d is None:
+            raise ValueError("w_rot_stats / align_in_loop need rot6d (channel bounds)")
+        if align_in_loop and (style_stats is None or not supervised):
+            raise ValueError("align_in_loop needs style_stats and the supervised variant")
+        self.align_in_loop = float(align_in_loop)
         self.rot_bounds = rot6d
         # per-label (mean, std) of the normalised features [K, 2, D]; not a trained parameter
-        use = style_stats is not None and bool(w_feat_stats or w_rot_stats) and supervised
+        use = (style_stats is not None and supervised
+               and bool(w_feat_stats or w_rot_stats or align_in_loop))
         self.register_buffer("style_stats", torch.as_tensor(style_stats, dtype=torch.float32)
                              if use else None)
         self.w = dict(rec=w_rec, swap=w_swap, cycle=w_cycle, kl=w_kl, kl_pair=w_kl_pair,
@@ -292,14 +248,29 @@ class StylizerModule(pl.LightningModule):
         return fk_consistency(y, f["rot6d"], f["ric"], f["norm"].to(y), f["offsets"].to(y),
                               f["parents"])
 
+    def _align(self, y: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """AdaIN over time (Huang & Belongie 2017, Eq. 8) of the 6-D rotation channels of decoded
+        features ``y`` [B, D, T] to the labels' statistics, blended with ``align_in_loop``: the
+        inference-time ``stats_align`` (``motion.baselines.align_statistics``) in torch."""
+        a, b = self.rot_bounds
+        f = y[:, a:b]
+        mu, sd = f.mean(-1, keepdim=True), (f.var(-1, unbiased=False, keepdim=True) + 1e-6).sqrt()
+        target = self.style_stats[labels][..., a:b, None]               # [B, 2, C, 1]
+        moved = (f - mu) / sd * target[:, 1] + target[:, 0]
+        f = (1 - self.align_in_loop) * f + self.align_in_loop * moved
+        return torch.cat([y[:, :a], f, y[:, b:]], 1)
+
     def _decoded_output_terms(self, n_to_m: torch.Tensor, m_to_n: torch.Tensor,
                               lab: torch.Tensor, lab_n: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The terms on the decoded hetero-style outputs, which are decoded once for all."""
+        """The terms on the decoded hetero-style outputs, which are decoded once for all (and
+        aligned as at inference with ``align_in_loop``)."""
         stats = self.style_stats is not None
         if not (self.rot6d is not None or self.out_cls is not None or self.fk is not None
                 or (stats and (self.w["feat_stats"] or self.w["rot_stats"]))):
             return {}
         y = self.ae.decode(torch.cat([n_to_m, m_to_n]))
+        if self.align_in_loop:
+            y = self._align(y, torch.cat([lab, lab_n]))
         y_nm, y_mn = y[:len(n_to_m)], y[len(n_to_m):]
         out = {}
         if self.rot6d is not None:

@@ -204,3 +204,30 @@ def test_rotation_statistics_term_reads_only_the_rotation_channels():
         StylizerModule(_IdentityAE(dim, 16, dim), ContentEncoder(dim, 16, 8, 1),
                        StyleEncoder(dim, 16, 4, n_styles=2), Generator(8, dim, 16, 4, 1),
                        n_styles=2, style_stats=stats, w_rot_stats=1.0)
+
+
+def test_align_in_loop_recolours_rotation_channels_before_the_output_terms():
+    """``align_in_loop``: AdaIN of the decoded rotation channels to the label statistics (the
+    inference-time ``stats_align``) before the decoded-output terms; 1 = exact statistics."""
+    dim, rot = 10, (5, 9)
+    g = torch.Generator().manual_seed(4)
+    stats = torch.stack([torch.randn(3, dim, generator=g),
+                         torch.rand(3, dim, generator=g) + 0.5], 1)          # [K, 2, D]
+    kw = dict(style_stats=stats, w_feat_stats=0.0, w_rot_stats=1.0, rot6d=rot)
+    y = torch.randn(4, dim, 32, generator=g) * 3 + 1
+    lab = torch.tensor([0, 2, 1, 2])
+    full = _module(dim, dim, ae=_IdentityAE(dim, 16, dim), align_in_loop=1.0, **kw)
+    out = full._align(y, lab)
+    f = out[:, 5:9].double()
+    assert torch.allclose(f.mean(-1), stats[lab][:, 0, 5:9].double(), atol=1e-5)
+    assert torch.allclose(f.std(-1, unbiased=False), stats[lab][:, 1, 5:9].double(), atol=1e-3)
+    assert torch.equal(out[:, :5], y[:, :5]) and torch.equal(out[:, 9:], y[:, 9:])
+    half = _module(dim, dim, ae=_IdentityAE(dim, 16, dim), align_in_loop=0.5, **kw)
+    assert torch.allclose(half._align(y, lab), 0.5 * (y + out), atol=1e-5)
+    # in the loss: the rotation-statistics term reads aligned outputs, so it is ~0 at weight 1
+    batch = {**_batch(dim), "label": torch.tensor([0, 1, 2, 1])}
+    assert float(full.losses(batch)["rot_stats"]) == pytest.approx(0.0, abs=1e-3)
+    off = _module(dim, dim, ae=_IdentityAE(dim, 16, dim), **kw)
+    assert float(off.losses(batch)["rot_stats"]) > 0.1
+    with pytest.raises(ValueError, match="align_in_loop"):
+        _module(dim, dim, align_in_loop=1.0)                     # no statistics
