@@ -29,7 +29,12 @@ import torch
 
 from common.io import atomic_write_text
 from shapes.gshell.evaluate import boundary_edge_count, compare_meshes
-from shapes.gshell.reconstruct import ReconstructConfig, reconstruct, udf_baseline
+from shapes.gshell.reconstruct import (
+    ReconstructConfig,
+    preset_config,
+    reconstruct,
+    udf_baseline,
+)
 from shapes.gshell.render import get_renderer
 from shapes.gshell.views import render_views
 from shapes.mesh_io import load_mesh, normalize_to_unit_cube
@@ -63,9 +68,17 @@ def parse_overrides(items: list[str]) -> dict:
 
 
 METHODS = ("G-Shell", "G-Shell, open_share=0.1 (opt-in)", "mSDF off (watertight)",
-           "UDF iso=1 cell (double layer)", "UDF iso=0.5 cell (double layer)")
+           "UDF iso=1 cell (double layer)", "UDF iso=0.5 cell (double layer)",
+           "G-Shell, paper preset (2x steps of 2 views)",
+           "G-Shell, paper schedule + our labels (2x steps of 2 views)")
 KEYS = {"gshell": METHODS[0], "gshell_gate": METHODS[1], "watertight": METHODS[2],
-        "udf": METHODS[3], "udf05": METHODS[4]}
+        "udf": METHODS[3], "udf05": METHODS[4], "paper": METHODS[5],
+        "paper_schedule": METHODS[6]}
+# the paper rows: preset_config("paper") at this resolution, with twice the steps at its 2 views
+# per step (as many rendered views as the default's steps x 4); "paper schedule + our labels"
+# keeps the paper's optimiser, schedule and SDF-regulariser decay but our label regularisers
+OUR_LABELS = {"msdf_reg": "labels", "msdf_init": "constant", "w_open": 1.0, "w_close": 1.0,
+              "w_msdf_smooth": 10.0}
 
 
 def run_mesh(rel: str, resolution: int, iters: int, n_views: int, image_size: int,
@@ -90,6 +103,12 @@ def run_mesh(rel: str, resolution: int, iters: int, n_views: int, image_size: in
             if method.startswith("UDF"):
                 iso = cell * (0.5 if "0.5" in method else 1.0)
                 mesh = udf_baseline(views, cams, resolution, 0.6, iso=iso)
+            elif method in METHODS[5:7]:
+                cfg = preset_config("paper", **{
+                    **(overrides or {}), **(OUR_LABELS if method == METHODS[6] else {}),
+                    "resolution": resolution, "iterations": 2 * iters, "progress": False,
+                    "seed": seed})
+                mesh = reconstruct(views, cams, cfg, renderer)
             else:
                 cfg = ReconstructConfig(**{
                     **ReconstructConfig().__dict__, **(overrides or {}),
@@ -169,7 +188,9 @@ def main() -> None:
     budget = (f"tet grid {args.resolution}^3 cubes, {iters} Adam steps x 4 views/step, "
               f"{args.n_views} views of {args.image_size}x{args.image_size} px (mask + depth + "
               f"normals, each framed on the mesh's bounding box), renderer `{renderer.name}`"
-              + (f", overrides {overrides}" if overrides else "") + ", "
+              + (f", overrides {overrides}" if overrides else "")
+              + (f" (paper rows: {2 * iters} steps x 2 views)" if any(
+                  m in methods for m in METHODS[5:7]) else "") + ", "
               f"1 CPU thread per reconstruction, {args.jobs} in parallel "
               f"({platform.processor() or platform.machine()}), shared 2-core machine")
     lines = [

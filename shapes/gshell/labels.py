@@ -3,8 +3,8 @@
 Per template vertex, the target views say whether it lies on an observed surface (the "close"
 term keeps the mSDF positive there) or whether some view sees through it (the "open" term pulls
 the mSDF negative there). The initial SDF is the visual hull of the masks (space carving, as
-DMTet/nvdiffrec initialise from silhouettes). Our reading of the paper's regularisers; its code
-was not available to us.
+DMTet/nvdiffrec initialise from silhouettes). Our design, built on the paper's description; the
+authors' code (read in round 8) uses global Huber pulls instead: ``shapes/gshell/paper.py``.
 """
 
 from __future__ import annotations

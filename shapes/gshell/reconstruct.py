@@ -35,8 +35,9 @@ crosses: cuts straighten, and vertices no view labels take their neighbours' sig
 extraction, openings and kept pieces smaller than ``min_opening`` template vertices are closed
 or dropped (:func:`~shapes.gshell.extract.close_small_openings`), unless the final labels
 confirm them (``keep_fraction`` of their vertices seen through); openings the views hardly
-confirm (under ``drop_fraction``) are closed at any size. (The paper's code was not
-available to us; this is our reading of its mSDF regularisers.) The SDF starts from the visual
+confirm (under ``drop_fraction``) are closed at any size. These labels are our design;
+``msdf_reg="paper"`` uses the authors' code's regularisers instead and ``preset_config("paper")``
+their whole multiview setting (:mod:`shapes.gshell.paper`). The SDF starts from the visual
 hull of the masks (space carving), so a CPU budget of a few hundred steps suffices. Optionally
 the run starts on a coarser grid (``coarse_resolution``) and the SDF, mSDF and deformation are
 resampled trilinearly onto the final grid after ``coarse_fraction`` of the iterations.
@@ -49,14 +50,13 @@ import warnings
 from dataclasses import dataclass
 from functools import partial
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from common.errors import ConfigError
 
-from .extract import extract_gshell, weak_regions
+from .extract import extract_gshell, marching_tets, weak_regions
 from .labels import (  # noqa: F401  (re-exported: the label helpers lived here)
     carving_maps,
     concave_free_space,
@@ -64,6 +64,16 @@ from .labels import (  # noqa: F401  (re-exported: the label helpers lived here)
     outside_some_mask,
     vertex_normals,
     visual_hull_sdf,
+)
+from .paper import (
+    PRESETS,  # noqa: F401  (re-exported)
+    cut_edges,
+    cut_points,
+    lr_factor,
+    paper_msdf_losses,
+    preset_config,  # noqa: F401  (re-exported)
+    sdf_weight,
+    visible_points,
 )
 from .render import Camera, Renderer, get_renderer
 from .tetgrid import TetGrid, build_tet_grid, resample_lattice, sample_lattice
@@ -84,6 +94,7 @@ class ReconstructConfig:
     lr: float = 0.01              # Adam, warm-up then exponential decay to lr * lr_final
     lr_final: float = 0.1
     warmup: int = 20
+    schedule: str = "warmup_exp"  # or "paper": lr_final ** (it / iterations), no warm-up
     w_mask: float = 2.0
     w_depth: float = 1.0
     w_normal: float = 0.2
@@ -91,6 +102,11 @@ class ReconstructConfig:
     lr_color: float = 0.05        # Adam step of the per-vertex colour
     w_sdf_start: float = 0.2      # sign-change regulariser, decays linearly to w_sdf_end
     w_sdf_end: float = 0.01
+    sdf_decay: float = 1.0        # ... over this fraction of the run (paper: 0.25)
+    msdf_reg: str = "labels"      # mSDF regularisers: "labels" (ours, below) or "paper" (the
+                                  # G-Shell code's Huber pulls, weights w_open / w_close)
+    msdf_eps: float = 1e-3        # "paper": Huber targets -eps (open) / +eps (close)
+    msdf_init: str = "constant"   # mSDF start: 0.5 cell ("constant") or U[-0.01, 0.99] ("paper")
     w_open: float = 1.0
     w_close: float = 1.0
     w_unseen: float = 0.0         # weak "open" pull where no view labels a vertex
@@ -198,6 +214,10 @@ def optimise(views: Views, cameras: list[Camera], cfg: ReconstructConfig | None 
     cfg = cfg or ReconstructConfig()
     if cfg.mode not in MODES:
         raise ConfigError(f"unknown reconstruction mode {cfg.mode!r}; valid: {MODES}")
+    for key, valid in (("schedule", ("warmup_exp", "paper")), ("msdf_reg", ("labels", "paper")),
+                       ("msdf_init", ("constant", "paper"))):
+        if getattr(cfg, key) not in valid:
+            raise ConfigError(f"unknown {key} {getattr(cfg, key)!r}; valid: {valid}")
     check_views(views, cameras, bound=cfg.bound)
     if cfg.mode == "gshell" and views.depths is None:
         warnings.warn("the views carry no depth maps: without them no view can see through the "
@@ -215,16 +235,13 @@ def optimise(views: Views, cameras: list[Camera], cfg: ReconstructConfig | None 
                           cfg.bound).to(device)
     sdf = visual_hull_sdf(grid, views, cameras, 0.0).to(device)
     deform = torch.zeros_like(grid.vertices)
-    msdf = torch.full_like(sdf, 0.5 * grid.cell_size) if cfg.mode == "gshell" else None
+    msdf = None
+    if cfg.mode == "gshell":
+        msdf = (torch.rand(sdf.shape, generator=gen, dtype=sdf.dtype).to(device) - 0.01
+                if cfg.msdf_init == "paper" else torch.full_like(sdf, 0.5 * grid.cell_size))
     color = None
     if views.colors is not None and cfg.w_color > 0:
         color = torch.full_like(grid.vertices, 0.5)
-    decay = np.log(cfg.lr_final) / max(cfg.iterations - cfg.warmup, 1)
-
-    def lr_factor(it: int) -> float:  # linear warm-up, then exponential decay to lr_final
-        return min(1.0, (it + 1) / max(cfg.warmup, 1)) * float(
-            np.exp(decay * max(it - cfg.warmup, 0)))
-
     def leaves(grid: TetGrid, sdf, msdf, deform, color):
         """Fresh Adam over the fields on ``grid`` (deformation through tanh, |d| < 0.45 h)."""
         lim = 0.45 * grid.cell_size
@@ -268,11 +285,10 @@ def optimise(views: Views, cameras: list[Camera], cfg: ReconstructConfig | None 
                                     for k, v in st.items()}
         margin = cfg.carve_margin * grid.cell_size
         for group, lr in zip(opt.param_groups, base_lr):
-            group["lr"] = lr * lr_factor(it)
+            group["lr"] = lr * lr_factor(cfg, it)
         deform = 0.45 * grid.cell_size * torch.tanh(deform_raw)
         shell = extract_gshell(grid, sdf, msdf, deform, color, cut_grad=cfg.msdf_image_grad)
-        loss = cfg.w_sdf_start + (cfg.w_sdf_end - cfg.w_sdf_start) * it / max(cfg.iterations, 1)
-        loss = loss * sdf_sign_change_loss(sdf, grid.edges)
+        loss = sdf_weight(cfg, it) * sdf_sign_change_loss(sdf, grid.edges)
         if cfg.w_carve > 0 and cfg.inside_margin > 0 and tgt["depths"] is not None:
             inner = sdf.detach() < 0
             free = torch.zeros_like(inner)
@@ -284,8 +300,18 @@ def optimise(views: Views, cameras: list[Camera], cfg: ReconstructConfig | None 
                 loss = loss + cfg.w_carve * F.relu(0.5 * grid.cell_size - sdf[free]).mean() / (
                     grid.cell_size)
         pick = torch.randperm(len(views), generator=gen)[: cfg.views_per_step].tolist()
+        paper_reg = msdf is not None and cfg.msdf_reg == "paper" and len(shell.template_faces)
+        if paper_reg:  # the code's regularisers: template mSDF with the SDF weights detached
+            tstop = marching_tets(grid.vertices.to(sdf) + deform.detach(), grid.tets,
+                                  sdf.detach(), msdf)[2]
+            cuts = cut_edges(shell.template_faces, tstop.detach())
+            seen_cut = torch.zeros(len(cuts), dtype=torch.bool, device=device)
+            cut_pts = cut_points(shell.template_vertices, tstop, cuts)
         for i in pick:
             out = r.render(shell.vertices, shell.faces, cameras[i], shell.vertex_attrs)
+            if paper_reg:
+                seen_cut |= visible_points(cut_pts, cameras[i], out["depth"], out["mask"],
+                                           grid.cell_size)
             tm = tgt["masks"][i]
             img = cfg.w_mask * ((out["mask"] - tm) ** 2).mean()
             if color is not None:  # rendered colour is premultiplied by coverage
@@ -298,7 +324,11 @@ def optimise(views: Views, cameras: list[Camera], cfg: ReconstructConfig | None 
                 cos = (out["normal"] * tgt["normals"][i]).sum(-1)[both]
                 img = img + cfg.w_normal * (1 - cos).mean()
             loss = loss + img / len(pick)
-        if msdf is not None and shell.template_msdf is not None and len(shell.template_msdf):
+        if paper_reg:
+            op, cl = paper_msdf_losses(tstop, shell.template_faces, grid.resolution,
+                                       cfg.msdf_eps, seen_cut)
+            loss = loss + cfg.w_open * op + cfg.w_close * cl
+        elif msdf is not None and shell.template_msdf is not None and len(shell.template_msdf):
             tmsdf = shell.template_msdf
             seen, unsupported = _labels(shell, grid, sdf, views, cameras, maps, see_near, cfg)
             if cfg.open_share > 0 and unsupported.any():

@@ -47,6 +47,14 @@ def test_reconstruct_mesh_then_views(tmp_path, shared_data):
     m2 = json.loads((out2 / "metrics.json").read_text())
     assert "chamfer" not in m2 and m2["coarse_resolution"] == 8 and m2["open_start"] == 0.5
     assert m2["open_share"] == 0.2
+    # the authors' preset: its values unless given (here the tiny budget of TINY)
+    out3 = tmp_path / "c"
+    assert _run("--views", str(out / "views"), "--out", str(out3), "--formats", "ply",
+                "--preset", "paper", "--resolution", "12", "--iterations", "4",
+                "--renderer", "deodr") == 0
+    m3 = json.loads((out3 / "metrics.json").read_text())
+    assert (m3["preset"], m3["resolution"], m3["iterations"]) == ("paper", 12, 4)
+    assert (m3["views_per_step"], m3["lr"]) == (2, 0.03)
 
 
 def test_reconstruct_bad_inputs(tmp_path):
