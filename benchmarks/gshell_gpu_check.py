@@ -21,7 +21,9 @@ installed already (or be in ``--wheels`` as a wheel for that machine's Python).
    present, the open tshirt with both backends from the same OpenCV cameras; compares mask,
    depth (pixels covered in both) and normals; checks that the mask gradient w.r.t. the vertices
    points the same way on both backends.
-3. Times one small G-Shell reconstruction of an open hemisphere on each backend (same views).
+3. Times one small G-Shell reconstruction of an open hemisphere on each backend (same views),
+   and ``--paper-steps`` (100) steps of the authors' preset at 128^3 on the GPU (seconds per
+   step, extrapolated to its 5000 steps; peak GPU memory).
 
 Prints a PASS/FAIL line per check, writes ``benchmarks/results/gshell_gpu_check.md`` and exits
 non-zero when a check fails. Tolerances: mean |mask difference| < 0.02 (both antialias a
@@ -115,22 +117,29 @@ def scenes():
         yield "tshirt (open)", normalize_to_unit_cube(load_mesh(garment, allow_flat=True))[0]
 
 
-def parity(gpu, cpu, cams) -> tuple[list[str], bool]:
-    """Table rows and overall pass flag of the image and gradient comparison."""
+def _sync(device: str) -> None:
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def parity(gpu, cpu, cams, device: str = "cuda", garment: bool = True
+           ) -> tuple[list[str], bool]:
+    """Table rows and overall pass flag of the image and gradient comparison (``device`` is
+    the nvdiffrast renderer's; the CPU tests run this with a fake nvdiffrast on ``"cpu"``)."""
     rows, ok = [], True
-    for name, mesh in scenes():
+    for name, mesh in list(scenes())[: None if garment else 1]:
         v = torch.as_tensor(mesh.vertices, dtype=torch.float32)
         f = torch.as_tensor(mesh.faces, dtype=torch.long)
         diffs = {k: [] for k in ("mask", "depth", "normal")}
         cosines, t_gpu, t_cpu = [], 0.0, 0.0
         for cam in cams:
-            vg = v.cuda().requires_grad_(True)
-            torch.cuda.synchronize()
+            vg = v.to(device).clone().requires_grad_(True)
+            _sync(device)
             t0 = time.perf_counter()
-            a = gpu.render(vg, f.cuda(), cam)
-            torch.cuda.synchronize()
+            a = gpu.render(vg, f.to(device), cam)
+            _sync(device)
             t_gpu += time.perf_counter() - t0
-            vc = v.double().requires_grad_(True)
+            vc = v.double().clone().requires_grad_(True)
             t0 = time.perf_counter()
             b = cpu.render(vc, f, cam)
             t_cpu += time.perf_counter() - t0
@@ -157,18 +166,23 @@ def parity(gpu, cpu, cams) -> tuple[list[str], bool]:
     return rows, ok
 
 
-def timing(gpu, cpu) -> list[str]:
-    """Seconds of one small hemisphere reconstruction per backend (same views and config)."""
+def _hemisphere():
     import trimesh
 
+    s = trimesh.creation.icosphere(4, radius=0.4)
+    return trimesh.Trimesh(s.vertices, s.faces[s.triangles_center[:, 1] > 0.0])
+
+
+def timing(gpu, cpu, resolution: int = 32, iterations: int = 150,
+           image_size: int = 80) -> list[str]:
+    """Seconds of one small hemisphere reconstruction per backend (same views and config)."""
     from shapes.gshell.evaluate import compare_meshes
     from shapes.gshell.reconstruct import ReconstructConfig, reconstruct
     from shapes.gshell.views import render_views
 
-    s = trimesh.creation.icosphere(4, radius=0.4)
-    hemi = trimesh.Trimesh(s.vertices, s.faces[s.triangles_center[:, 1] > 0.0])
-    views, cams = render_views(hemi, n_views=12, resolution=80, renderer=cpu)
-    cfg = ReconstructConfig(resolution=32, iterations=150, progress=False)
+    hemi = _hemisphere()
+    views, cams = render_views(hemi, n_views=12, resolution=image_size, renderer=cpu)
+    cfg = ReconstructConfig(resolution=resolution, iterations=iterations, progress=False)
     rows = []
     for r in (gpu, cpu):
         t0 = time.perf_counter()
@@ -181,10 +195,44 @@ def timing(gpu, cpu) -> list[str]:
     return rows
 
 
+def paper_timing(gpu, cpu, resolution: int = 128, iterations: int = 100,
+                 image_size: int = 256, device: str = "cuda") -> list[str]:
+    """GPU seconds per step of the authors' preset (``preset_config("paper")``: 128^3, 2 views
+    per step) on the hemisphere, extrapolated to its 5000 steps; errors become a table row."""
+    from shapes.gshell.evaluate import compare_meshes
+    from shapes.gshell.reconstruct import optimise, preset_config
+    from shapes.gshell.views import render_views
+
+    hemi = _hemisphere()
+    views, cams = render_views(hemi, n_views=12, resolution=image_size, renderer=cpu)
+    cfg = preset_config("paper", resolution=resolution, iterations=iterations, progress=False)
+    try:
+        if str(device).startswith("cuda"):
+            torch.cuda.reset_peak_memory_stats()
+        _sync(device)
+        t0 = time.perf_counter()
+        rec = optimise(views, cams, cfg, gpu)
+        _sync(device)
+        sec = time.perf_counter() - t0
+        m = compare_meshes(rec.mesh(), hemi, n_points=10000)
+        mem = (torch.cuda.max_memory_allocated() / 2**30 if str(device).startswith("cuda")
+               else float("nan"))
+        row = (f"| paper preset, {resolution}^3, {iterations} steps x 2 views of {image_size} px "
+               f"| {sec:.1f} | {sec / iterations:.3f} | {5000 * sec / iterations / 60:.1f} | "
+               f"{mem:.1f} | {m['chamfer']:.4f} | {m['boundary_loops']} "
+               f"({m['target_boundary_loops']}) |")
+    except Exception as exc:  # an out-of-memory here must not hide the parity result
+        row = f"| paper preset, {resolution}^3 | failed: {type(exc).__name__}: {exc} |||||"
+    print(row, flush=True)
+    return [row]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--no-install", action="store_true", help="do not pip install anything")
     ap.add_argument("--no-timing", action="store_true", help="skip the reconstruction timing")
+    ap.add_argument("--paper-steps", type=int, default=100, metavar="N",
+                    help="steps of the paper-preset timing at 128^3 (0: skip)")
     ap.add_argument("--wheels", default=None, metavar="DIR",
                     help="install missing packages from the wheels in DIR only (offline)")
     args = ap.parse_args()
@@ -217,6 +265,12 @@ def main() -> None:
                   "steps x 4 views of 12, 80x80 px; DEODR on 1 CPU thread):", "",
                   "| renderer | s / recon | Chamfer | F@0.02 | loops (target) |",
                   "|---|---|---|---|---|", *timing(gpu, cpu)]
+    if args.paper_steps > 0:
+        lines += ["", "The authors' preset (`preset_config(\"paper\")`) on the same hemisphere, "
+                  "shortened to --paper-steps (the lr schedule keeps its shape):", "",
+                  "| run | s | s / step | min for 5000 steps | peak GPU GiB | Chamfer | loops |",
+                  "|---|---|---|---|---|---|---|",
+                  *paper_timing(gpu, cpu, iterations=args.paper_steps)]
     out = ROOT / "benchmarks" / "results" / "gshell_gpu_check.md"
     atomic_write_text(out, "\n".join(lines) + "\n")
     print(f"wrote {out}")

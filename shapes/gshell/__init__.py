@@ -11,13 +11,15 @@ Example::
     views, cameras = render_views(mesh, n_views=16, resolution=96)
     surface = reconstruct(views, cameras, resolution=32, iterations=300)
     surface.export("garment.glb")
+    # the authors' settings (128^3, 5000 steps: GPU-sized), or shortened for a CPU
+    paper = reconstruct(views, cameras, preset_config("paper", resolution=48, iterations=600))
 """
 
 from __future__ import annotations
 
 from .baselines import udf_baseline
 from .extract import GShellMesh, cut_by_msdf, extract_gshell, marching_tets
-from .reconstruct import ReconstructConfig, optimise, reconstruct
+from .reconstruct import ReconstructConfig, optimise, preset_config, reconstruct
 from .render import Camera, get_renderer, look_at_camera
 from .tetgrid import TetGrid, build_tet_grid
 from .views import Views, check_views, framed_cameras, load_views, render_views, save_views
@@ -25,5 +27,6 @@ from .views import Views, check_views, framed_cameras, load_views, render_views,
 __all__ = ["Camera", "GShellMesh", "ReconstructConfig", "TetGrid", "Views", "build_tet_grid",
            "check_views", "cut_by_msdf", "extract_gshell", "framed_cameras", "get_renderer",
            "load_views",
-           "look_at_camera", "marching_tets", "optimise", "reconstruct", "render_views",
+           "look_at_camera", "marching_tets", "optimise", "preset_config", "reconstruct",
+           "render_views",
            "save_views", "udf_baseline"]
