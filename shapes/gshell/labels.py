@@ -10,12 +10,13 @@ authors' code (read in round 8) uses global Huber pulls instead: ``shapes/gshell
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 
 from .render import Camera
-from .tetgrid import TetGrid
+from .tetgrid import TetGrid, sample_lattice
 from .views import Views
 
 GRAZING_COS = 0.2  # views closer than ~78 degrees to a template face's plane do not observe it
@@ -283,3 +284,21 @@ def visual_hull_sdf(grid: TetGrid, views: Views, cameras: list[Camera], margin: 
     h = grid.cell_size
     sdf = (distance_transform_edt(~occ) - distance_transform_edt(occ) + 0.5 * (~occ) - 0.5 * occ)
     return torch.as_tensor(sdf.reshape(-1) * h, dtype=torch.float32)
+
+
+def config_labels(shell, grid: TetGrid, sdf: torch.Tensor, views: Views, cameras: list[Camera],
+                  maps, see_near, cfg) -> tuple[torch.Tensor, torch.Tensor]:
+    """``observe()`` on the template of ``shell`` (a ``GShellMesh``) with the options of a
+    ``ReconstructConfig`` ``cfg``: ``(seen, seen_through)`` per template vertex."""
+    use_sdf = cfg.exit_margin > 0 or cfg.inside_margin > 0
+    exit_sdf = partial(sample_lattice, sdf.detach(), grid.resolution,
+                       grid.bound) if use_sdf else None
+    h = grid.cell_size
+    return observe(shell.template_vertices, views, cameras, cfg.carve_margin * h,
+                   cfg.see_margin * h, maps=maps,
+                   normals=vertex_normals(shell.template_vertices, shell.template_faces),
+                   outside_opens=cfg.open_outside, surface=shell.template_vertices,
+                   concave_margin=cfg.concave_margin * h, see_near=see_near,
+                   exit_sdf=exit_sdf, exit_margin=cfg.exit_margin * h,
+                   inside_margin=cfg.inside_margin * h if cfg.inside_margin > 0 else None,
+                   min_views=cfg.see_views, exit_cos=cfg.exit_cos)

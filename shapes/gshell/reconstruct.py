@@ -20,14 +20,10 @@ template's far side (the SDF a cell behind it is positive: a garment's back seen
 neck, not a leg seen through the web the visual hull leaves between two legs) and faces like it
 (observed normal parallel to the SDF gradient within ``exit_cos``), and by at least
 ``see_views`` views.
-The "open" pull acts only in connected unobserved parts of the template (no view observes
-them) in which at least ``open_share`` of the vertices are seen through: the extraction's
-evidence rule applied during the fit, on a vertex set that does not depend on the mSDF (so it
-cannot oscillate with the cut). A garment's neck cap is 35-70 % seen through; the floor the
-visual hull puts over a closed box's groove gets a few stray votes, and cutting it during the
-fit let views from below look through the cut into the template instead of the depth residual
-carving the groove. Opt-in (``open_share=0.1``; default 0 = off): wallhole Chamfer 0.0328 ->
-0.0283, cow and tshirt unchanged or better, but the tank 0.0134 -> 0.0143 (4 seeds).
+Opt-in ``open_share`` (e.g. 0.1): the "open" pull acts only in connected unobserved parts of
+the template in which at least that share of the vertices is seen through (the extraction's
+evidence rule during the fit): stray votes then never cut the floor the visual hull puts over a
+closed box's groove (wallhole 0.0328 -> 0.0283) but the tank gets 7 % worse (results md).
 Vertices just off the observed surface (template bulges) get neither label: the image terms
 move the SDF there instead of the mSDF cutting holes. The Dirichlet term on the template's
 edges, with the labels holding the mSDF near +-delta, costs about (2 delta)^2 per edge the cut
@@ -60,6 +56,7 @@ from .extract import extract_gshell, marching_tets, weak_regions
 from .labels import (  # noqa: F401  (re-exported: the label helpers lived here)
     carving_maps,
     concave_free_space,
+    config_labels,
     observe,
     outside_some_mask,
     vertex_normals,
@@ -330,7 +327,7 @@ def optimise(views: Views, cameras: list[Camera], cfg: ReconstructConfig | None 
             loss = loss + cfg.w_open * op + cfg.w_close * cl
         elif msdf is not None and shell.template_msdf is not None and len(shell.template_msdf):
             tmsdf = shell.template_msdf
-            seen, unsupported = _labels(shell, grid, sdf, views, cameras, maps, see_near, cfg)
+            seen, unsupported = config_labels(shell, grid, sdf, views, cameras, maps, see_near, cfg)
             if cfg.open_share > 0 and unsupported.any():
                 unsupported = unsupported & ~weak_regions(shell.template_faces, ~seen,
                                                           unsupported, cfg.open_share)
@@ -364,28 +361,11 @@ def optimise(views: Views, cameras: list[Camera], cfg: ReconstructConfig | None 
         if msdf is not None and cfg.drop_fraction >= 0:  # final labels judge the openings
             final = extract_gshell(grid, sdf, msdf, deform)
             if len(final.template_vertices):
-                evidence = _labels(final, grid, sdf, views, cameras, maps, see_near, cfg)[1]
+                evidence = config_labels(final, grid, sdf, views, cameras, maps, see_near, cfg)[1]
     return Reconstruction(grid, sdf.detach(), None if msdf is None else msdf.detach(),
                           deform.detach(), history, time.perf_counter() - t0,
                           None if color is None else color.detach(), min_opening_vertices(cfg),
                           evidence, (cfg.keep_fraction, cfg.drop_fraction))
-
-
-def _labels(shell, grid: TetGrid, sdf: torch.Tensor, views: Views, cameras: list[Camera], maps,
-            see_near, cfg: ReconstructConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """``observe()`` on the template of ``shell`` with the options of ``cfg``."""
-    use_sdf = cfg.exit_margin > 0 or cfg.inside_margin > 0
-    exit_sdf = partial(sample_lattice, sdf.detach(), grid.resolution,
-                       grid.bound) if use_sdf else None
-    h = grid.cell_size
-    return observe(shell.template_vertices, views, cameras, cfg.carve_margin * h,
-                   cfg.see_margin * h, maps=maps,
-                   normals=vertex_normals(shell.template_vertices, shell.template_faces),
-                   outside_opens=cfg.open_outside, surface=shell.template_vertices,
-                   concave_margin=cfg.concave_margin * h, see_near=see_near,
-                   exit_sdf=exit_sdf, exit_margin=cfg.exit_margin * h,
-                   inside_margin=cfg.inside_margin * h if cfg.inside_margin > 0 else None,
-                   min_views=cfg.see_views, exit_cos=cfg.exit_cos)
 
 
 def reconstruct(views: Views, cameras: list[Camera], cfg: ReconstructConfig | None = None,
