@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import trimesh
 
 from shapes.mesh_io import load_mesh
@@ -120,3 +121,26 @@ def test_marching_cubes_with_decimation_keeps_the_shape():
     off = np.abs(np.linalg.norm(small.vertices, axis=1) - 0.35)  # vertices stay on the sphere
     assert off.max() < 0.25 / 39  # a quarter of a grid cell
     assert abs(small.volume - full.volume) < 0.05 * full.volume
+
+
+def _cylinder_tsdf(res: int) -> np.ndarray:
+    """A capped cylinder's TSDF (an upper bound on the distance; exact away from the rims)."""
+    g = np.linspace(-0.5, 0.5, res)
+    x, y, z = np.meshgrid(g, g, g, indexing="ij")
+    d = np.maximum(np.abs(x) - 0.3, np.sqrt(y**2 + z**2) - 0.2)
+    return np.clip(d, -0.1, 0.1).astype(np.float32)
+
+
+@pytest.mark.parametrize("res, dense", [(128, 30), pytest.param(256, 46, marks=pytest.mark.slow)])
+def test_codec_round_trip_and_top_k_at_128_and_256(res, dense):
+    sdf = _cylinder_tsdf(res)
+    full = encode(sdf, WaveletConfig(top_k=None))
+    assert full.dense.shape == (8, dense, dense, dense) == dense_shape(res, WaveletConfig())
+    np.testing.assert_allclose(decode(full), sdf, atol=1e-5)
+    errs, sizes = [], []
+    for k in (20000, 0):  # sparse finer details, then the dense part alone
+        tree = encode(sdf, WaveletConfig(top_k=k))
+        errs.append(float(np.abs(decode(tree) - sdf).mean()))
+        sizes.append(tree.nbytes())
+    assert 0 < errs[0] < errs[1] and sizes[0] > sizes[1] == 4 * 8 * dense**3
+    assert volumetric_iou(sdf < 0, decode(encode(sdf, WaveletConfig(top_k=0))) < 0) > 0.98
