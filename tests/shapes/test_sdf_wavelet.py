@@ -8,7 +8,14 @@ import trimesh
 
 from shapes.mesh_io import load_mesh
 from shapes.metrics import chamfer_distance, volumetric_iou
-from shapes.sdf import SDFConfig, cached_mesh_to_sdf, grid_points, mesh_to_sdf, sdf_to_mesh
+from shapes.sdf import (
+    SDFConfig,
+    cached_mesh_to_sdf,
+    grid_points,
+    mesh_to_sdf,
+    sdf_to_mesh,
+    signed_distance,
+)
 from shapes.wavelet import WaveletConfig, decode, dense_shape, encode, tree_from_dense
 
 
@@ -144,3 +151,18 @@ def test_codec_round_trip_and_top_k_at_128_and_256(res, dense):
         sizes.append(tree.nbytes())
     assert 0 < errs[0] < errs[1] and sizes[0] > sizes[1] == 4 * 8 * dense**3
     assert volumetric_iou(sdf < 0, decode(encode(sdf, WaveletConfig(top_k=0))) < 0) > 0.98
+
+
+def test_winding_number_sign_for_a_soup_and_an_open_box():
+    box = trimesh.creation.box((0.5, 0.4, 0.3))
+    soup = trimesh.Trimesh(box.vertices[box.faces].reshape(-1, 3),
+                           np.arange(3 * len(box.faces)).reshape(-1, 3), process=False)
+    assert not soup.is_watertight  # every face separate, as in a triangle soup
+    cfg = SDFConfig(resolution=16, truncation=None, watertight="never")
+    ref, _ = mesh_to_sdf(box, cfg, normalized=True)
+    got, _ = mesh_to_sdf(soup, cfg, normalized=True)
+    np.testing.assert_allclose(got, ref, atol=1e-6)
+    open_box = trimesh.Trimesh(box.vertices, box.faces[2:], process=False)  # one side missing
+    pts = np.array([[0.0, 0.0, 0.0], [0.1, 0.05, 0.0], [0.4, 0.0, 0.0]])
+    d = signed_distance(open_box, pts)
+    assert d[0] < 0 and d[1] < 0 and d[2] > 0  # the generalized winding number keeps the inside
