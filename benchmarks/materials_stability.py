@@ -84,72 +84,6 @@ def pyxtal_like(compositions: list, seed: int) -> list:
     return [random_symmetric_crystals(comp, 1, rng)[0] for comp in compositions]
 
 
-def ion_substitution(train: list, n: int, seed: int, palette: tuple) -> list:
-    """``n`` ion substitutions of training structures (Hautier et al. 2011 probabilities).
-
-    Training structures are visited round-robin in a seeded order; each gives its next most
-    probable charge-balanced substitution into the palette that is not the identity and whose
-    formula no training structure has; the cell is scaled by the Shannon ionic volumes.
-    """
-    from pymatgen.core import Species
-
-    from materials.stable_prototypes import _ionic_radius, _predictor, charge_balanced
-
-    pred = _predictor(1e-3)
-    rng = np.random.default_rng(seed)
-    known = {s.composition.reduced_formula for s in train}
-    queues: dict[int, list] = {}
-    out: list = []
-    order = list(rng.permutation(len(train)))
-    while len(out) < n and order:
-        for i in list(order):
-            if len(out) >= n:
-                break
-            if i not in queues:
-                s = train[i].copy()
-                try:
-                    s.add_oxidation_state_by_guess()
-                except Exception:
-                    queues[i] = []
-                    continue
-                ions = sorted({str(x.specie) for x in s})
-                try:  # a mixed-valence guess (e.g. Cu1.5+) is outside the Hautier model
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore")
-                        props = pred.list_prediction(ions)
-                except ValueError:
-                    queues[i] = []
-                    continue
-                cands = []
-                for p in sorted(props, key=lambda p: -p["probability"]):
-                    m = {str(old): str(new) for new, old in p["substitutions"].items()}
-                    if sorted(m) != ions or len(set(m.values())) != len(m) or all(
-                            a == b for a, b in m.items()):
-                        continue
-                    if any(Species.from_str(v).symbol not in palette for v in m.values()):
-                        continue
-                    if charge_balanced(s, m):
-                        cands.append(m)
-                queues[i] = [(s, m) for m in cands]
-            made = None
-            while queues[i] and made is None:
-                s, m = queues[i].pop(0)
-                t = s.copy()
-                t.replace_species({Species.from_str(a): Species.from_str(b) for a, b in m.items()})
-                old = sum(_ionic_radius(x.specie) ** 3 for x in s)
-                new = sum(_ionic_radius(x.specie) ** 3 for x in t)
-                t.scale_lattice(s.volume * new / old)
-                t.remove_oxidation_states()
-                if t.composition.reduced_formula not in known:
-                    known.add(t.composition.reduced_formula)
-                    made = t
-            if made is None:
-                order.remove(i)
-            else:
-                out.append(made)
-    return out + [None] * (n - len(out))
-
-
 def split_set(kept, mode: str, holdout: list[str], test_frac: float, seed: int
               ) -> tuple[np.ndarray, np.ndarray]:
     """Train / test row indices of the set: ``"prototype"`` holds out whole prototypes.
@@ -388,6 +322,10 @@ def main() -> None:
     ap.add_argument("--max-cpu-minutes", type=float, default=None,
                     help="stop training once the process has used this much CPU time (resumes "
                     "from WORK/ckpt_<tag>/last.ckpt; the CPU seconds are added to the record)")
+    ap.add_argument("--csp-substitution", action="store_true",
+                    help="also UniMat's composition-conditioned mode: one CSP structure per "
+                    "ion-substitution composition (the substitution pool's compositions; a "
+                    "different generation mode from the unconditional one)")
     ap.add_argument("--snapshot-every", type=int, default=0,
                     help="with --max-cpu-minutes: also save WORK/ckpt_<tag>/snap_step*.ckpt "
                     "every this many steps (EMA state included)")
@@ -422,6 +360,7 @@ def main() -> None:
         SelfConsistentHull,
         proxy_calibration,
     )
+    from materials.stable_compositions import ion_substitution
     from materials.stable_set import StableSetConfig, load_stable_set, read_candidates
 
     t_all = time.perf_counter()
@@ -525,6 +464,23 @@ def main() -> None:
                                                    for x in out]}))
         return out, cpu
 
+    def csp_drawn(comps: list, extra_s: float) -> tuple[list, float]:
+        """Our CSP structure per composition (cached in --work); seconds include ``extra_s``."""
+        from pymatgen.core import Structure
+
+        from materials.stable_compositions import generate_for_compositions
+
+        f = work / f"pool_{tag}_csp_substitution_n{len(comps)}.json"
+        if f.is_file():
+            d = json.loads(f.read_text())
+            return [None if x is None else Structure.from_dict(x) for x in d["s"]], d["cpu"]
+        t0 = time.process_time()
+        out = generate_for_compositions(gen, comps, seed=args.seed)
+        cpu = time.process_time() - t0 + extra_s
+        f.write_text(json.dumps({"cpu": cpu, "s": [None if x is None else x.as_dict()
+                                                   for x in out]}))
+        return out, cpu
+
     pools["UniMat (ours)"] = drawn("ours", pool)
     ours = pools["UniMat (ours)"][0]
     for w in args.guidance:
@@ -535,6 +491,10 @@ def main() -> None:
     t0 = time.process_time()  # substitution before PyXtal: the cheap relaxations first
     pools["ion substitution"] = (ion_substitution(train, pool, args.seed, tuple(scfg.palette)),
                                  time.process_time() - t0)
+    sub_s = pools["ion substitution"][1]
+    if args.csp_substitution:  # UniMat's CSP mode on the substitution compositions
+        pools["UniMat CSP on substitution compositions"] = csp_drawn(
+            [None if x is None else x.composition for x in pools["ion substitution"][0]], sub_s)
     t0 = time.process_time()
     pools["PyXtal random"] = (pyxtal_like(comps, args.seed), time.process_time() - t0)
 
