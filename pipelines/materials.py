@@ -107,6 +107,8 @@ def sample(cfg: MaterialsConfig, run: RunDir) -> None:
             skipped.append(str(exc))
             continue
         rows += [{"mode": "csp", "target": comp, "structure": s} for s in cands]
+    if cfg.sample.substitution:
+        rows += _substitution_rows(gen, cfg, read_structures(run.path / "data" / "train.json"))
     seconds = time.perf_counter() - t0
     atomic_write_json(run.samples / "candidates.json",
                       [{**r, "structure": None if r["structure"] is None else
@@ -115,6 +117,18 @@ def sample(cfg: MaterialsConfig, run: RunDir) -> None:
                                                                  for r in rows),
                        "sample_seconds": round(seconds, 2), "csp_skipped": skipped},
                       section="sample")
+
+
+def _substitution_rows(gen: Any, cfg: MaterialsConfig, train: list) -> list[dict[str, Any]]:
+    """Composition-conditioned candidates: Hautier substitution compositions, CSP structures."""
+    from materials.stable_compositions import generate_for_compositions, substitution_compositions
+
+    palette = sorted({e.symbol for s in train for e in s.composition.elements})
+    comps = substitution_compositions(train, cfg.sample.substitution, cfg.sample.seed, palette)
+    comps = [c for c in comps if c is not None]  # proposals ran out: fewer rows
+    structs = generate_for_compositions(gen, comps, seed=cfg.sample.seed)
+    return [{"mode": "substitution_csp", "target": c.formula.replace(" ", ""), "structure": s}
+            for c, s in zip(comps, structs)]
 
 
 VERTICAL = Vertical(

@@ -36,6 +36,11 @@ class SampleConfig:
     num_samples: int = 32  # unconditional candidates
     compositions: list = field(default_factory=lambda: ["SrTiO3", "KMgF3"])  # CSP targets
     per_composition: int = 4
+    # composition-conditioned mode (materials.stable_compositions): this many candidates whose
+    # compositions are Hautier ion substitutions of the training structures (novel formulas,
+    # charge-balanced, trained elements only) and whose structures come from UniMat's CSP mode;
+    # a different mode from unconditional sampling (rows labelled "substitution_csp"); 0 = off
+    substitution: int = 0
     sampler: str = "heun"
     steps: int = 40
     guidance: float = 1.0  # classifier-free guidance weight for CSP

@@ -88,9 +88,11 @@ def evaluate(cfg: MaterialsConfig, run: RunDir) -> None:
     n = len(rows)
     uncond = [t for t in table if t["mode"] == "unconditional"]
     csp = [t for t in table if t["mode"] == "csp"]
+    sub = [t for t in table if t["mode"] == "substitution_csp"]
     metrics: dict[str, Any] = {
         "n_candidates": n,
         "unconditional": _rates(uncond), "csp": _rates(csp),
+        **({"substitution_csp": _rates(sub)} if sub else {}),
         "csp_composition_match": sum(bool(t["formula"]) and _same_formula(t["formula"], t["target"])
                                      for t in csp) / max(len(csp), 1),
         "relaxations": len(to_relax), "relax_seconds": round(relax_seconds, 2),

@@ -91,3 +91,49 @@ def test_evaluate_and_export_stages_on_given_candidates(tmp_path):
     assert len(cifs) == 5 and cifs[0] == "0000_unconditional_NaCl.cif"
     assert (run.plots / "unit_cells.png").is_file()
     assert "candidates: 6" in (run.path / "report.md").read_text()
+
+
+def test_sample_stage_composition_conditioned_mode(tmp_path):
+    """``sample.substitution=3``: rows of mode substitution_csp whose targets are Hautier
+    substitutions of the training structures (new formulas, trained elements only) and whose
+    decoded structures have exactly that composition (CSP fixes the occupied slots). Within
+    {Na, K, Mg, Ca, Cl, Br, O} and 2-atom cells only NaBr and KCl are new charge-balanced
+    swaps (CaO/MgO are known, A+ O2- is unbalanced), so the proposals run out at 2 rows."""
+    from dataclasses import asdict
+
+    from pymatgen.core import Composition, Structure
+
+    from common.io import atomic_write_json
+    from common.training import TrainerConfig
+    from materials.generator import CrystalGenerator
+    from pipelines.materials import EvaluateConfig, MaterialsConfig, evaluate, sample
+    from pipelines.materials_config import SampleConfig
+    from pipelines.rundir import RunDir
+
+    train = [_rocksalt(a, c, x).get_primitive_structure() for a, c, x in
+             [(5.64, "Na", "Cl"), (6.6, "K", "Br"), (4.21, "Mg", "O"), (4.8, "Ca", "O")]]
+    cfg = MaterialsConfig(sample=SampleConfig(num_samples=1, compositions=[], substitution=3,
+                                              steps=3, repulsion=0.0),
+                          evaluate=EvaluateConfig(relax=False))
+    run = RunDir(tmp_path / "run", asdict(cfg))
+    atomic_write_json(run.path / "data" / "train.json", [s.as_dict() for s in train])
+    gen = CrystalGenerator(trainer=TrainerConfig(max_steps=4, ema_decay=None, accelerator="cpu",
+                                                 enable_progress_bar=False),
+                           channels=8, emb_dim=32, batch_size=4, min_batches_per_epoch=2)
+    gen.fit(train).save(run.checkpoints / "generator.pt")
+    sample(cfg, run)
+    rows = json.loads((run.samples / "candidates.json").read_text())
+    sub = [r for r in rows if r["mode"] == "substitution_csp"]
+    assert sorted(Composition(r["target"]).reduced_formula for r in sub) == ["KCl", "NaBr"]
+    assert len(rows) == 3
+    known = {s.composition.reduced_formula for s in train}
+    trained = {e.symbol for s in train for e in s.composition.elements}
+    for r in sub:
+        target = Composition(r["target"])
+        assert target.reduced_formula not in known
+        assert {e.symbol for e in target.elements} <= trained
+        assert r["structure"] is not None
+        assert Structure.from_dict(r["structure"]).composition == Composition(r["target"])
+    evaluate(cfg, run)
+    ev = json.loads((run.path / "metrics.json").read_text())["evaluate"]
+    assert ev["substitution_csp"]["n"] == 2 and ev["substitution_csp"]["novel"] == 1.0
