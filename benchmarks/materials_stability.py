@@ -11,6 +11,10 @@ ion substitutions of training structures (pymatgen's Hautier substitution probab
 relaxed with the same CHGNet settings and scored on the same hulls: validity, proxy E_hull
 distribution, stable / metastable / S.U.N. counts with denominators, held-out rediscovery,
 candidates per CPU-hour; the proxy calibration is printed beside every stability figure.
+With ``--csp-substitution`` a fourth method: UniMat's composition-conditioned (CSP) mode on the
+ion-substitution pool's compositions (``materials.stable_compositions``), i.e. the same novel
+compositions as the substitution baseline with the frame drawn by our model instead of copied
+from the training structure: a different generation mode from UniMat's unconditional one.
 
 Each method draws ``--pool`` x N candidates; rows: the first N; the first N whose composition
 passes a sanity rule (``--screen ionic``: SMACT charge neutrality + Pauling order on ICSD-common
@@ -553,7 +557,9 @@ def main() -> None:
         f"figure), Heun {args.sample_steps} steps, unconditional two-stage. Baselines: PyXtal "
         "random symmetric crystals of our candidates' compositions (random space group, up to "
         "40 tries), ion substitution of training structures (Hautier probabilities >= 1e-3, "
-        "same element palette as the set, formulas new to the training set). Relaxation: "
+        "same element palette as the set, formulas new to the training set); with "
+        "--csp-substitution, UniMat CSP on the substitution compositions (a different mode). "
+        "Relaxation: "
         f"CHGNet FIRE with cell relaxation, fmax {scfg.fmax}, <= {args.relax_steps} steps, for "
         "every structurally valid candidate of every method. Counts are over all N candidates "
         f"of a row. Each method draws {args.pool} x N: its plain row is the first N; its "
