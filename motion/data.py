@@ -97,15 +97,50 @@ def load_bandai_namco(root: str | Path, contents: Iterable[str] | None = BANDAI_
     return clips
 
 
-def download_bandai_namco(names: Iterable[str], cache: str | Path | None = None) -> Path:
-    """Fetch Bandai-Namco dataset 1 BVH files by name into the cache (needs network access)."""
+# clips outside the paired grid (normal style only), with their takes
+BANDAI_EXTRAS = (("call", 2), ("punch", 2), ("slash", 2), ("kick", 1), ("respond", 1),
+                 ("dance-short", 1), ("dance-long", 1))
+
+
+def bandai_namco_names() -> list[str]:
+    """The 175 file names of Bandai-Namco dataset 1 (Kobayashi et al. 2023, its README): every
+    style x {the ten paired contents, take 001; walk, take 002}, plus the normal-only clips."""
+    names = [f"dataset-1_{c}_{s}_001.bvh" for c in BANDAI_CONTENTS for s in BANDAI_STYLES]
+    names += [f"dataset-1_walk_{s}_002.bvh" for s in BANDAI_STYLES]
+    names += [f"dataset-1_{c}_normal_{t:03d}.bvh" for c, n in BANDAI_EXTRAS
+              for t in range(1, n + 1)]
+    return sorted(names)
+
+
+def download_bandai_namco(names: Iterable[str] | None = None,
+                          cache: str | Path | None = None) -> Path:
+    """Fetch Bandai-Namco dataset 1 BVH files (default: all of :func:`bandai_namco_names`) from
+    the public repository into the cache and return the folder for :func:`load_bandai_namco`.
+
+    Files already in the cache are kept. Each download must parse as a BVH before it is moved
+    into place (atomically), so an error page or a truncated transfer is a ``DataError`` naming
+    the URL, never a cached file. Needs network access.
+    """
+    from common.io import atomic_write_bytes
+
+    from .bvh import validate_bvh_text
+
     cache = Path(cache or Path.home() / ".cache" / "genpipes" / "motion" / "bandai-namco-1")
     (cache / "data").mkdir(parents=True, exist_ok=True)
-    for name in names:
+    for name in bandai_namco_names() if names is None else names:
         dest = cache / "data" / name
-        if not dest.exists():
-            from common.io import atomic_write_bytes
-
-            with urllib.request.urlopen(BANDAI_URL.format(name=name), timeout=60) as resp:
-                atomic_write_bytes(dest, resp.read())
+        if dest.exists():
+            continue
+        url = BANDAI_URL.format(name=name)
+        try:
+            with urllib.request.urlopen(url, timeout=60) as resp:
+                payload = resp.read()
+        except OSError as exc:
+            raise DataError(f"download failed ({exc})", file=url,
+                            expected="network access to raw.githubusercontent.com") from None
+        try:
+            validate_bvh_text(payload.decode("utf-8", errors="replace"), url)
+        except DataError as exc:
+            raise DataError(f"the downloaded file is not a BVH ({exc})", file=url) from None
+        atomic_write_bytes(dest, payload)
     return cache

@@ -35,7 +35,8 @@ class DataConfig:
     """``source``: ``synthetic`` (procedural, offline), ``bandai-namco`` or ``folder``."""
 
     source: str = "synthetic"
-    root: str | None = None          # Bandai-Namco dataset-1 folder, or a folder of BVH files
+    root: str | None = None          # Bandai-Namco dataset-1 folder (None: download it into
+    #                                  ~/.cache/genpipes/motion), or a folder of BVH files
     labels: str | None = None        # label CSV for ``folder`` (default: <root>/labels.csv)
     fps: float = 30.0
     contents: list[str] | None = None  # Bandai-Namco contents to keep (None: the paired ten)
@@ -117,10 +118,13 @@ def prepare(cfg: MotionConfig, run: RunDir) -> None:
                          "take": take})
         test = {f"{d.n_takes - 1:03d}"}           # the last take of every pair is held out
     elif d.source == "bandai-namco":
-        if not d.root:
-            raise ConfigError("data.root: the Bandai-Namco dataset-1 folder is required "
-                              "(motion.data.download_bandai_namco fetches it)")
-        for clip in load_bandai_namco(d.root, d.contents or BANDAI_CONTENTS, d.fps):
+        root = d.root
+        if not root:                      # fetch the public dataset into the cache (online)
+            from motion.data import download_bandai_namco
+
+            log("motion: data.root not set; downloading Bandai-Namco dataset 1 into the cache")
+            root = download_bandai_namco()
+        for clip in load_bandai_namco(root, d.contents or BANDAI_CONTENTS, d.fps):
             rows.append({"file": clip.meta["file"], "style": clip.meta["style"],
                          "content": clip.meta["content"], "take": clip.meta["take"]})
         test = set(d.test_takes)
@@ -338,10 +342,10 @@ VERTICAL = Vertical(
     demo_overrides={"data.n_takes": 3, "data.n_frames": 160, "model.window": 64,
                     "model.hidden": 64, "model.latent": 32, "model.content": 32,
                     "model.style": 16, "model.depth": 1, "model.batch_size": 16,
-                    "model.lr": 1e-3, "model.ae_steps": 150, "model.stylizer_steps": 150,
-                    "model.steps_per_epoch": 25, "model.out_cls_steps": 100,
+                    "model.lr": 1e-3, "model.ae_steps": 150, "model.stylizer_steps": 100,
+                    "model.steps_per_epoch": 25, "model.out_cls_steps": 60,
                     "sample.n_content": 2, "sample.n_prior": 3,
-                    "eval.classifier_steps": 150, "eval.classifier_window": 48},
+                    "eval.classifier_steps": 100, "eval.classifier_window": 48},
     commands={"stylize": Command(help="stylize a BVH clip with a trained run",
                                  add_arguments=_stylize_args, handler=_stylize_cmd)},
 )

@@ -23,6 +23,9 @@ BANDAI = "motion/bandai-namco-1/data/dataset-1_walk-left_tired_001.bvh.gz"
 def _clips(shared_data):
     return [load_bvh(shared_data / BANDAI),
             load_bvh(shared_data / "motion/semi-mst-m21/style/OLD-1.bvh.gz", fps=30),
+            # 31-joint CMU, ZYX channels, positions on the root only, 120 -> 30 fps
+            load_bvh(shared_data / "motion/xia-test-deep-motion-editing/bvh/angry_13_000.bvh.gz",
+                     fps=30),
             generate_clip("childlike", "turn", 90, seed=3)]
 
 

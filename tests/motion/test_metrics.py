@@ -137,3 +137,43 @@ def test_channel_style_fid_reads_only_its_channel_groups():
     assert abs(rot.scores(clips, styles)["style_fid"]) < 1e-6
     assert abs(rot.scores(raised, styles)["style_fid"]) < 1e-6
     assert pos.scores(raised, styles)["style_fid"] > 1e-3
+
+
+def test_bandai_download_path_with_a_served_copy(shared_data, tmp_path, monkeypatch):
+    """The download code path (offline here): the name list matches the dataset, served files
+    land in the cache and load as the local copy does; a non-BVH payload is never cached."""
+    import contextlib
+    import gzip
+    import io
+
+    import motion.data as data_mod
+
+    local = shared_data / "motion/bandai-namco-1/data"
+    staged = {p.name.removesuffix(".gz") for p in local.glob("dataset-1_*.bvh.gz")}
+    names = set(data_mod.bandai_namco_names())
+    assert len(names) == 175 and staged <= names
+    assert names - staged == {"dataset-1_dance-long_normal_001.bvh"}     # not staged (README)
+    served = []
+
+    def fake_urlopen(url, timeout=None):
+        name = url.rsplit("/", 1)[-1]
+        assert url == data_mod.BANDAI_URL.format(name=name)
+        served.append(name)
+        body = b"<html>404</html>" if "kick" in name else gzip.decompress(
+            (local / f"{name}.gz").read_bytes())
+        return contextlib.closing(io.BytesIO(body))
+
+    monkeypatch.setattr(data_mod.urllib.request, "urlopen", fake_urlopen)
+    want = ["dataset-1_bow_angry_001.bvh", "dataset-1_bow_sad_001.bvh"]
+    root = data_mod.download_bandai_namco(want, cache=tmp_path)
+    clips = load_bandai_namco(root, contents=["bow"])
+    ref = load_bandai_namco(local.parent, contents=["bow"])
+    ref = [c for c in ref if c.meta["style"] in ("angry", "sad")]
+    assert [c.meta["style"] for c in clips] == ["angry", "sad"]
+    for a, b in zip(clips, ref):
+        np.testing.assert_array_equal(a.rotations, b.rotations)
+    data_mod.download_bandai_namco(want, cache=tmp_path)                 # cached: no refetch
+    assert served == want
+    with pytest.raises(DataError, match="not a BVH"):
+        data_mod.download_bandai_namco(["dataset-1_kick_normal_001.bvh"], cache=tmp_path)
+    assert not (tmp_path / "data/dataset-1_kick_normal_001.bvh").exists()

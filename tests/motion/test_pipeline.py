@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
+from motion.bvh import load_bvh
 from pipelines.cli import main
 
 TINY = ["data.n_takes=2", "data.n_frames=96", "model.window=32", "model.hidden=32",
@@ -56,6 +58,17 @@ def test_rerun_is_a_no_op_and_stylize_command(run_dir, tmp_path, capsys):
     assert len(list(out.glob("*.bvh"))) == 2 and list(out.glob("*.png"))
     assert main(cmd) == 2                                      # no silent overwrite
     assert "exists" in capsys.readouterr().err
+    ref = next(p for p in (run_dir / "data" / "clips").glob("*.bvh") if p != content)
+    for style, sub in ((str(ref), "ref"), (None, "prior")):    # a reference clip; the prior
+        cmd = ["motion", "stylize", "--content", str(content), "--samples", "2",
+               "--model", str(run_dir), "--out", str(tmp_path / sub)]
+        assert main(cmd + (["--style", style] if style else [])) == 0
+        outs = sorted((tmp_path / sub).glob("*.bvh"))
+        assert len(outs) == 2 and list((tmp_path / sub).glob("*_preview.png"))
+        a, b = (load_bvh(p) for p in outs)
+        assert a.n_frames == b.n_frames and a.names == b.names
+        if style is None:                                       # prior draws differ
+            assert np.abs(a.rotations - b.rotations).max() > 1e-4
     bad = ["motion", "stylize", "--content", str(content), "--style", "sleepy",
            "--model", str(run_dir), "--out", str(tmp_path / "x")]
     assert main(bad) == 2
