@@ -19,7 +19,8 @@ Read from the authors' public code (``train_gshelltet_*.py``, ``geometry/gshell_
   (``clamp(max=eps)``, ``--msdf_reg_close_scale 3e-6``; 3e-4 for the hat data). A boundary
   vertex's mSDF is the edge interpolation with the interpolation weights detached, so its
   value is 0 but the gradient reaches the two template vertices of its edge.
-- mSDF initialised uniform in ``[-0.01, 0.99]`` (``rand - 0.01``).
+- mSDF initialised uniform in ``[-0.01, 0.99]`` (``rand - 0.01``); the mesh is extracted as it
+  is (none of our small-opening / evidence filtering at extraction).
 
 Not reproduced here (CPU budget / different inputs): the SDF MLP with its sphere pre-training and
 eikonal term, PBR shading with a learned environment light (our views carry mask, depth and
@@ -37,6 +38,7 @@ import torch.nn.functional as F
 
 from common.errors import ConfigError
 
+from .extract import unique_pairs
 from .render import Camera
 
 PAPER = {  # the values above, as ReconstructConfig fields
@@ -44,6 +46,7 @@ PAPER = {  # the values above, as ReconstructConfig fields
     "schedule": "paper", "lr_final": 0.1, "w_sdf_start": 0.2, "w_sdf_end": 0.01,
     "sdf_decay": 0.25, "msdf_reg": "paper", "w_open": 1e-6, "w_close": 3e-6,
     "msdf_eps": 1e-3, "msdf_init": "paper", "w_msdf_smooth": 0.0,
+    "min_opening": 0, "drop_fraction": -1.0,  # the code extracts without our opening filter
 }
 """``ReconstructConfig`` overrides of the ``"paper"`` preset (see the module docstring)."""
 
@@ -97,7 +100,7 @@ def cut_edges(faces: torch.Tensor, msdf: torch.Tensor) -> torch.Tensor:
     """Unique template edges ``[E, 2]`` whose ends have opposite mSDF signs (> 0 vs <= 0): the
     edges that carry a boundary vertex of the mSDF cut."""
     e = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    e = torch.unique(torch.sort(e, dim=1).values, dim=0)
+    e = unique_pairs(torch.sort(e, dim=1).values, len(msdf))[0]
     pos = msdf > 0
     return e[pos[e[:, 0]] != pos[e[:, 1]]]
 

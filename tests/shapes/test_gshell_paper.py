@@ -27,6 +27,7 @@ def test_paper_preset_builds_the_codes_schedule():
     cfg = preset_config("paper")
     assert (cfg.resolution, cfg.iterations, cfg.views_per_step, cfg.lr) == (128, 5000, 2, 0.03)
     assert (cfg.w_open, cfg.w_close, cfg.msdf_eps, cfg.msdf_reg) == (1e-6, 3e-6, 1e-3, "paper")
+    assert (cfg.warmup, cfg.msdf_init, cfg.min_opening, cfg.drop_fraction) == (0, "paper", 0, -1)
     for it in (0, 1, 100, 2500, 4999, 5000):  # the code: 10 ** (-0.0002 it), no warm-up
         assert lr_factor(cfg, it) == pytest.approx(10 ** (-PAPER_DECAY_PER_STEP * it), rel=1e-12)
     # sign-change weight 0.2 - 0.19 min(1, 4 t): halfway down at t = 1/8, 0.01 from t = 1/4
@@ -93,19 +94,20 @@ def test_visible_points_is_a_z_test_on_the_rendered_depth():
     assert got.tolist() == [True, False, True, False, False]
 
 
-def test_paper_preset_reconstructs_a_sphere_closed():
+def test_paper_preset_reconstructs_a_sphere():
     trimesh = pytest.importorskip("trimesh")
     pytest.importorskip("deodr")
     from shapes.gshell.reconstruct import reconstruct
     from shapes.gshell.views import render_views
     from shapes.metrics import chamfer_distance, sample_surface
 
-    torch.manual_seed(0)
     sphere = trimesh.creation.icosphere(3, radius=0.35)
     views, cams = render_views(sphere, 6, 48, renderer="deodr")
-    cfg = preset_config("paper", resolution=16, iterations=30, progress=False)
-    mesh = reconstruct(views, cams, cfg, "deodr")
-    assert mesh.is_watertight  # every boundary the views see is pushed closed
-    a = sample_surface(mesh, 2000, seed=0)[0]
     b = sample_surface(sphere, 2000, seed=0)[0]
-    assert chamfer_distance(a, b) < 0.04  # 16^3 grid: cell 0.075
+    cfg = preset_config("paper", resolution=16, iterations=30, progress=False)
+    raw = reconstruct(views, cams, cfg, "deodr")
+    assert chamfer_distance(sample_surface(raw, 2000, seed=0)[0], b) < 0.04  # cell 0.075
+    # the code's global "open" pull cuts unconfirmed holes (no filter at extraction); our
+    # evidence filter closes them: a sphere comes out closed
+    filt = reconstruct(views, cams, cfg, "deodr", min_opening=16, drop_fraction=0.1)
+    assert filt.is_watertight
