@@ -78,7 +78,7 @@ KEYS = {"gshell": METHODS[0], "gshell_gate": METHODS[1], "watertight": METHODS[2
 # per step (as many rendered views as the default's steps x 4); "paper schedule + our labels"
 # keeps the paper's optimiser, schedule and SDF-regulariser decay but our label regularisers
 OUR_LABELS = {"msdf_reg": "labels", "msdf_init": "constant", "w_open": 1.0, "w_close": 1.0,
-              "w_msdf_smooth": 10.0}
+              "w_msdf_smooth": 10.0, "min_opening": 16, "drop_fraction": 0.1}
 
 
 def run_mesh(rel: str, resolution: int, iters: int, n_views: int, image_size: int,
