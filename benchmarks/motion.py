@@ -6,9 +6,10 @@ and the content clips to stylize, into every style. Rows: real held-out clips, o
 styles), per-style feature statistics transfer, the unchanged content clip. GenMoStyle's
 published numbers (its own data: Aberman/BFA and Xia, 21-joint CMU, paper budget) are quoted
 beside, not reproduced. Run: ``OMP_NUM_THREADS=1 nice -n 10 python benchmarks/motion.py``
-(defaults = the config of round 7's headline row in ``benchmarks/results/motion.md``: round
-6's OCLS training plus ``stats_align`` 1.0; its autoencoder was trained in resumed pieces; ~25
-min on this loaded 2-core CPU; ``--out`` replaces that curated page by default).
+(defaults = the config of round 8's headline row in ``benchmarks/results/motion.md``: a 2400-step
+autoencoder on the fixed mirror copies, 900 OCLS stylizer steps with ``align_in_loop`` 1.0, and
+``stats_align`` 1.0; ~25-40 min on this loaded 2-core CPU; ``--out`` replaces that curated page
+by default).
 """
 
 from __future__ import annotations

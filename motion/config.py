@@ -66,7 +66,10 @@ class ModelConfig:
         align_in_loop: supervised only: in training, the decoded-output terms (rotation
             validity, output classifier, FK, statistics) read the hetero-style outputs after the
             ``stats_align`` re-colouring with this weight (torch, per window), so the generator
-            learns the residual on top of the aligned statistics (0 = off).
+            learns the residual on top of the aligned statistics (0 = off). On Bandai-Namco
+            (AE on the fixed mirror copies, 900 OCLS steps) 1.0 raised style accuracy 0.94 ->
+            0.95 with ``stats_align`` (content 0.82 both, style FID 480 -> 491) and 0.10 -> 0.68
+            without it (content 0.22 -> 0.79, FID 38028 -> 6730): the default.
         injection: where the generator injects the style code: ``blocks`` (GenMoStyle: AdaIN in
             the residual blocks, one linear map each) or ``all`` (AdaIN after every hidden
             convolution, each with its own two-layer style MLP; the default).
@@ -113,7 +116,7 @@ class ModelConfig:
     w_fk: float = 0.0
     w_rot_stats: float = 0.0
     stats_align: float = 1.0
-    align_in_loop: float = 0.0
+    align_in_loop: float = 1.0
     injection: str = "all"
     cross_clip_swap: bool = True
     style_label: bool = True

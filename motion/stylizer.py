@@ -240,9 +240,9 @@ class Stylizer(StylizerFitting, StyleCodes):
         obj = load_checkpoint(path, KIND)
         # checkpoints written before an option was added were trained without it: before
         # ``injection`` with the GenMoStyle generator, before round 6 without its terms,
-        # before round 7 without the statistics alignment
+        # before round 7 without the statistics alignment, before round 8 without it in training
         legacy = {"injection": "blocks", "w_style_adv": 0.0, "w_out_cls": 0.0, "w_fk": 0.0,
-                  "w_rot_stats": 0.0, "stats_align": 0.0}
+                  "w_rot_stats": 0.0, "stats_align": 0.0, "align_in_loop": 0.0}
         self = cls(StylizerConfig(**{**legacy, **obj["config"]}))
         self.styles = list(obj["styles"])
         t = obj["template"]

@@ -187,7 +187,8 @@ def test_checkpoint_without_injection_loads_the_genmostyle_generator(tmp_path):
     st.mean, st.std = np.zeros(dim, np.float32), np.ones(dim, np.float32)
     obj = load_checkpoint(st.save(tmp_path / "new.pt"), KIND)
     obj = {k: v for k, v in obj.items() if k not in ("genpipes_format", "kind")}
-    for key in ("injection", "w_style_adv", "w_out_cls", "w_fk", "w_rot_stats", "stats_align"):
+    for key in ("injection", "w_style_adv", "w_out_cls", "w_fk", "w_rot_stats", "stats_align",
+                "align_in_loop"):
         del obj["config"][key]
     del obj["feature_stats"]
     again = Stylizer.load(save_checkpoint(tmp_path / "old.pt", KIND, obj))
@@ -196,6 +197,7 @@ def test_checkpoint_without_injection_loads_the_genmostyle_generator(tmp_path):
     # round-5 checkpoints were trained without round 6's terms (w_out_cls now defaults on)
     assert StylizerConfig().w_out_cls > 0
     assert again.config.w_out_cls == again.config.w_style_adv == again.config.w_fk == 0.0
+    assert StylizerConfig().align_in_loop > 0 and again.config.align_in_loop == 0.0   # round 8
     with pytest.raises(ConfigError, match="injection"):
         Stylizer(StylizerConfig.tiny(injection="everywhere"))
 
