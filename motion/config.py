@@ -48,7 +48,9 @@ class ModelConfig:
             on the training clips for ``out_cls_steps`` steps before stage 2 and then frozen, on
             the decoded hetero-style outputs (0 = off; not the evaluation classifier). On
             Bandai-Namco (same AE, 900 stylizer steps) 0.5 raised style accuracy 0.70 -> 0.74,
-            content accuracy 0.81 -> 0.82 and cut the style FID 2822 -> 1223 (the default).
+            content accuracy 0.81 -> 0.82 and cut the style FID 2822 -> 1223 (the default). On
+            the round-8 AE (fixed mirrors) it turned the arms/shoulders away from the content
+            unless ``align_in_loop`` is on (alone: style 0.10 vs 0.75 without the term).
         w_rot_stats: supervised only: the ``w_feat_stats`` term on the 6-D rotation channels
             alone, with its own weight (0 = off).
         w_fk: forward-kinematics consistency of the decoded hetero-style outputs (FK of the
