@@ -116,6 +116,8 @@ def main() -> None:
         if args.stats_align and not model.feature_stats:      # saved before round 7
             model._feature_statistics([clip_to_features(c, model.info)[0] for c in train],
                                       [model.styles.index(c.meta["style"]) for c in train])
+        if model.stats_head is None:                            # saved before round 8b
+            model.fit_statistics_head(train)
         cfg = model.config
     else:
         model = Stylizer(cfg).fit(train, trainer, checkpoint_dir=args.checkpoint_dir)
@@ -140,6 +142,10 @@ def main() -> None:
     plain = copy.copy(model)                 # the same networks without the alignment
     plain.config = dataclasses.replace(model.config, stats_align=0.0)
     ours_plain = [plain.stylize(c, s, seed=args.seed) for c, s in zip(srcs, targets)]
+    pred = copy.copy(model)                  # the statistics predicted from the label's code
+    pred.config = dataclasses.replace(model.config, stats_source="predicted",
+                                      stats_align=model.config.stats_align or 1.0)
+    ours_pred = [pred.stylize(c, s, seed=args.seed) for c, s in zip(srcs, targets)]
     # style FID seen through positions/velocities only and through 6-D rotations only
     channel_evs = [ChannelStyleFID(model.info, g, window=48, steps=args.classifier_steps,
                                    seed=args.seed).fit(train)
@@ -147,6 +153,8 @@ def main() -> None:
     sets = {
         f"ours (label style, stats_align {cfg.stats_align:g})": (ours, targets, srcs),
         "ours without the alignment (stats_align 0)": (ours_plain, targets, srcs),
+        "ours, statistics predicted from the code (stats_source predicted)": (
+            ours_pred, targets, srcs),
         "ours + foot clean-up (IK on predicted contacts)": (ours_feet, targets, srcs),
         "statistics transfer": (stats_out, targets, srcs),
         "unchanged content": (srcs, targets, srcs),
@@ -334,12 +342,34 @@ def fid_by_channel_group(model: Stylizer, ev: MotionEvaluator, ours: list, stats
 
 def prior_samples(model: Stylizer, ev: MotionEvaluator, test: list, n: int,
                   seed: int) -> dict[str, dict[str, float]]:
-    """Metrics of ``style=None`` draws under the N(0, I) prior and the fitted code Gaussian."""
-    rows, before = {}, model.config.style_prior
+    """Metrics of ``style=None`` draws under the N(0, I) prior, the fitted code Gaussian and the
+    diffusion prior over codes (fitted here on the style bank when the model has none), each
+    without and with the alignment to the statistics the head predicts from the code."""
+    rows, before, prior_net = {}, model.config, model.prior
     real = {"all": np.concatenate(list(ev.real_style_embeddings.values()))}
-    for name, prior in (("N(0, I) (paper)", "gaussian"),
-                        ("Gaussian fitted to training codes", "posterior")):
-        model.config = dataclasses.replace(model.config, style_prior=prior)
+    if prior_net is None:
+        from motion.style_prior import DiffusionStylePrior
+
+        names = sorted(model.style_bank)
+        codes = torch.as_tensor(np.concatenate([model.style_bank[k] for k in names]))
+        labs = torch.as_tensor(np.concatenate([[model.styles.index(k)] * len(model.style_bank[k])
+                                               for k in names]), dtype=torch.long)
+        t = time.process_time()
+        diffusion = DiffusionStylePrior(model.config.style, len(model.styles)).fit(
+            codes.float(), labs, steps=model.config.prior_steps, seed=seed)
+        print(f"diffusion prior over {len(codes)} codes: {time.process_time() - t:.0f} CPU-s")
+    else:
+        diffusion = prior_net
+    for name, prior, align in (
+            ("N(0, I) (paper), not aligned", "gaussian", 0.0),
+            ("N(0, I), aligned to predicted statistics", "gaussian", 1.0),
+            ("diffusion prior over codes, not aligned", "diffusion", 0.0),
+            ("diffusion prior over codes, aligned to predicted statistics", "diffusion", 1.0),
+            ("Gaussian fitted to training codes, not aligned", "posterior", 0.0),
+            ("Gaussian fitted to training codes, aligned to predicted statistics", "posterior",
+             1.0)):
+        model.config = dataclasses.replace(before, style_prior=prior, prior_stats_align=align)
+        model.prior = diffusion if prior == "diffusion" else None
         outs = [model.stylize(c, None, n_samples=n, seed=seed) for c in test]
         outs = [o if isinstance(o, list) else [o] for o in outs]        # n == 1: one clip
         flat = [o for group in outs for o in group]
@@ -347,7 +377,7 @@ def prior_samples(model: Stylizer, ev: MotionEvaluator, test: list, n: int,
         m = ev.stylized(flat, ["all"] * len(flat), srcs, reference=real)
         m["diversity"] = float(np.mean([diversity(ev_embed(ev, g)) for g in outs]))
         rows[name] = m
-    model.config = dataclasses.replace(model.config, style_prior=before)
+    model.config, model.prior = before, prior_net
     return rows
 
 

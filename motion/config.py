@@ -72,6 +72,14 @@ class ModelConfig:
             (AE on the fixed mirror copies, 900 OCLS steps) 1.0 raised style accuracy 0.94 ->
             0.95 with ``stats_align`` (content 0.82 both, style FID 480 -> 491) and 0.10 -> 0.68
             without it (content 0.22 -> 0.79, FID 38028 -> 6730): the default.
+        stats_source: where label and reference-clip stylizations take the ``stats_align``
+            statistics from: ``borrowed`` (the label's training clips', the reference clip's
+            own) or ``predicted`` (the statistics head's prediction from the style code used).
+        prior_stats_align: weight of the alignment of prior samples (``style=None``) with the
+            statistics the head predicts from each sampled code (0 = off, as before round 8b;
+            needs the head, fitted with the style bank; ``motion.stats_head``).
+        stats_ridge: ridge penalty of the statistics head (codes -> rotation-channel mean and
+            log std of the training windows).
         injection: where the generator injects the style code: ``blocks`` (GenMoStyle: AdaIN in
             the residual blocks, one linear map each) or ``all`` (AdaIN after every hidden
             convolution, each with its own two-layer style MLP; the default).
@@ -119,6 +127,9 @@ class ModelConfig:
     w_rot_stats: float = 0.0
     stats_align: float = 1.0
     align_in_loop: float = 1.0
+    stats_source: str = "borrowed"
+    prior_stats_align: float = 1.0
+    stats_ridge: float = 1.0
     injection: str = "all"
     cross_clip_swap: bool = True
     style_label: bool = True

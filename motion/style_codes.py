@@ -18,22 +18,32 @@ from common.errors import DataError
 from common.seeds import randn, sample_generators
 
 from .bvh import Clip
-from .features import clip_to_features
+from .features import FeatureLayout, clip_to_features
+from .stats_head import StatsHead, window_statistics
 
 
 class StyleCodes:
     """Style banks and code selection; mixed into :class:`motion.stylizer.Stylizer`."""
 
     @torch.no_grad()
-    def _style_statistics(self, normed: list[np.ndarray], labels: list[int]) -> None:
+    def _style_statistics(self, normed: list[np.ndarray], labels: list[int],
+                          fit_prior: bool = True) -> None:
         mus: dict[int, list[np.ndarray]] = {}
         w = self.config.window
+        rot = self._rot_slice()
+        head_codes, head_mean, head_std = [], [], []
         for f, lab in zip(normed, labels):
             starts = range(0, len(f) - w + 1, max(w // 2, 1))
             x = torch.stack([torch.as_tensor(f[a:a + w].T) for a in starts])
             z = self.nets["ae"].encode(x)
             lab_t = torch.full((len(x),), lab) if self.config.supervised else None
             mus.setdefault(lab, []).append(self.nets["style"](z, lab_t)[0].numpy())
+            mu, sd = window_statistics(f * self.std + self.mean, w, rot)
+            head_codes.append(mus[lab][-1])
+            head_mean.append(mu)
+            head_std.append(sd)
+        self.stats_head = StatsHead(self.config.stats_ridge).fit(
+            np.concatenate(head_codes), np.concatenate(head_mean), np.concatenate(head_std))
         self.style_stats, self.style_bank = {}, {}
         for lab, arrs in mus.items():
             a = np.concatenate(arrs)
@@ -43,7 +53,7 @@ class StyleCodes:
         cov = np.cov(allc, rowvar=False) + 1e-4 * np.eye(allc.shape[1])
         self.code_mean = allc.mean(0).astype(np.float32)
         self.code_chol = np.linalg.cholesky(cov).astype(np.float32)
-        if self.config.style_prior == "diffusion":
+        if fit_prior and self.config.style_prior == "diffusion":
             from .style_prior import DiffusionStylePrior
 
             codes = torch.as_tensor(np.concatenate([np.concatenate(v) for v in mus.values()]))
@@ -52,6 +62,38 @@ class StyleCodes:
             self.prior = DiffusionStylePrior(self.config.style, len(self.styles)).fit(
                 codes.float(), labs, steps=self.config.prior_steps, seed=self.config.seed)
 
+
+    @torch.no_grad()
+    def fit_statistics_head(self, clips: list[Clip | str | Path]) -> StatsHead:
+        """Fit the statistics head (and the style bank) on ``clips`` for a fitted or loaded
+        model, e.g. one saved before the head existed; the networks stay frozen."""
+        self._require_fitted()
+        clips = [self._as_clip(c) for c in clips]
+        for c in clips:
+            self._check_clip(c, "training")
+        if self.config.mirror_augment:
+            from .skeleton import mirror
+
+            clips = clips + [mirror(c) for c in clips]
+        labels = [self.styles.index(str(c.meta.get("style", "unlabelled"))) for c in clips]
+        normed = [self._normalise(clip_to_features(c, self.info)[0]).astype(np.float32)
+                  for c in clips]
+        self._style_statistics(normed, labels, fit_prior=False)
+        return self.stats_head
+
+    def _rot_slice(self) -> slice:
+        return FeatureLayout(len(self.template.names)).slice("rot6d")
+
+    def predicted_statistics(self, codes: torch.Tensor) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Raw feature (mean, std) [D] per code from the statistics head: the rotation channels
+        predicted, the others the training set's (``stats_align`` reads only the former)."""
+        mean, std = self.stats_head.predict(codes)
+        rot, out = self._rot_slice(), []
+        for m, s in zip(mean, std):
+            fm, fs = self.mean.astype(np.float32).copy(), self.std.astype(np.float32).copy()
+            fm[rot], fs[rot] = m, s
+            out.append((fm, fs))
+        return out
 
     @torch.no_grad()
     def encode_style(self, reference: Clip | str | Path, n_samples: int = 1,

@@ -40,6 +40,7 @@ from .model import (
     StyleEncoder,
 )
 from .skeleton import SkeletonInfo
+from .stats_head import StatsHead
 from .style_codes import StyleCodes
 
 KIND = "motion/genmostyle"
@@ -52,7 +53,8 @@ class Stylizer(StylizerFitting, StyleCodes):
         self.config = dataclasses.replace(config or StylizerConfig(), **overrides)
         for name, valid in (("label_code", ("near", "bank", "encode")),
                             ("style_prior", ("gaussian", "posterior", "diffusion")),
-                            ("injection", ("blocks", "all"))):
+                            ("injection", ("blocks", "all")),
+                            ("stats_source", ("borrowed", "predicted"))):
             if getattr(self.config, name) not in valid:
                 raise ConfigError(f"model.{name}={getattr(self.config, name)!r}; valid: "
                                   + ", ".join(valid))
@@ -67,6 +69,7 @@ class Stylizer(StylizerFitting, StyleCodes):
         self.prior: Any = None
         self.code_mean: np.ndarray | None = None       # aggregate posterior (ex-post Gaussian)
         self.code_chol: np.ndarray | None = None
+        self.stats_head: StatsHead | None = None       # style code -> rotation statistics
 
     # data ----------------------------------------------------------------------------------
     def _check_clip(self, clip: Clip, purpose: str) -> None:
@@ -150,7 +153,7 @@ class Stylizer(StylizerFitting, StyleCodes):
         label = style if isinstance(style, str) else "ref" if style is not None else "prior"
         label = Path(label).name.split(".")[0] if isinstance(style, str) and "." in style else label
         outs = self._decode(z, xp, t, clip, start, label=label, cleanup_feet=cleanup_feet,
-                            target=self._target_statistics(style))
+                            target=self._target_statistics(style, s))
         return outs[0] if n_samples == 1 else outs
 
     @torch.no_grad()
@@ -168,22 +171,40 @@ class Stylizer(StylizerFitting, StyleCodes):
         out.meta["style"] = clip.meta.get("style")
         return out
 
-    def _target_statistics(self, style: str | Path | Clip | None
-                           ) -> tuple[np.ndarray, np.ndarray] | None:
-        """Raw feature (mean, std) that ``stats_align`` re-colours the output with: the label's
-        (statistics transfer's), a reference clip's own, or None (prior, or alignment off)."""
-        if not self.config.stats_align or style is None:
+    def _target_statistics(self, style: str | Path | Clip | None, codes: torch.Tensor
+                           ) -> list[tuple[tuple[np.ndarray, np.ndarray], float]] | None:
+        """Per sample, the raw feature (mean, std) the output's rotation channels are re-coloured
+        with and the blend weight; None when nothing is aligned.
+
+        A prior draw (``style=None``) takes the statistics head's prediction from its code
+        (weight ``prior_stats_align``); a label or reference clip takes the label's (statistics
+        transfer's) or the reference's own statistics, or with ``stats_source="predicted"`` the
+        head's prediction from the code used (weight ``stats_align``). Without a head (models
+        saved before it existed) prior draws are not aligned and labels borrow.
+        """
+        cfg, n = self.config, len(codes)
+        has_head = self.stats_head is not None and self.stats_head.fitted
+        if style is None:
+            if not (cfg.prior_stats_align and has_head):
+                return None
+            return [(t, cfg.prior_stats_align) for t in self.predicted_statistics(codes)]
+        if not cfg.stats_align:
             return None
+        if cfg.stats_source == "predicted" and has_head:
+            return [(t, cfg.stats_align) for t in self.predicted_statistics(codes)]
         if isinstance(style, str) and style in self.style_stats:
-            return self.feature_stats.get(style)          # None for pre-round-7 checkpoints
+            target = self.feature_stats.get(style)        # None for pre-round-7 checkpoints
+            return None if target is None else [(target, cfg.stats_align)] * n
         ref = clip_to_features(self._as_clip(style), self.info)[0]
-        return ref.mean(0), ref.std(0)
+        return [((ref.mean(0), ref.std(0)), cfg.stats_align)] * n
 
     def _decode(self, z: torch.Tensor, xp: torch.Tensor, t: int, clip: Clip, start: dict,
                 label: str, cleanup_feet: bool = False,
-                target: tuple[np.ndarray, np.ndarray] | None = None) -> list[Clip]:
+                target: list[tuple[tuple[np.ndarray, np.ndarray], float]] | None = None
+                ) -> list[Clip]:
         """Latents [n, L, T/4] -> clips on ``clip``'s skeleton, starting where it starts; with
-        ``target`` the 6-D rotation channels are re-coloured (``config.stats_align``)."""
+        ``target`` (per sample: (mean, std), weight) the 6-D rotation channels are re-coloured
+        (:meth:`_target_statistics`)."""
         y = self.nets["ae"].decode(z)
         # root speed follows the new style (global-motion predictor); the turning rate is the
         # content's, so the stylized clip follows the content's path
@@ -194,8 +215,8 @@ class Stylizer(StylizerFitting, StyleCodes):
         for k, f in enumerate(y):
             f[:, -4:] = (f[:, -4:] > 0.5).astype(np.float32)
             if target is not None:
-                rot = FeatureLayout(len(self.template.names)).slice("rot6d")
-                f = align_statistics(f, *target, rot, self.config.stats_align).astype(np.float32)
+                (mu, sd), weight = target[k]
+                f = align_statistics(f, mu, sd, self._rot_slice(), weight).astype(np.float32)
             out = features_to_clip(f, clip, start, name=f"{clip.name}_{label}_{k}")
             if cleanup_feet:
                 from .ik import remove_foot_skating
@@ -229,6 +250,7 @@ class Stylizer(StylizerFitting, StyleCodes):
             "style_bank": {k: torch.as_tensor(v) for k, v in self.style_bank.items()},
             "feature_stats": {k: [torch.as_tensor(a), torch.as_tensor(b)]
                               for k, (a, b) in self.feature_stats.items()},
+            "stats_head": None if self.stats_head is None else self.stats_head.state_dict(),
             "code_gaussian": None if self.code_mean is None else
             [torch.as_tensor(self.code_mean), torch.as_tensor(self.code_chol)],
         }
@@ -263,6 +285,8 @@ class Stylizer(StylizerFitting, StyleCodes):
         self.style_bank = {k: v.numpy() for k, v in (obj.get("style_bank") or {}).items()}
         self.feature_stats = {k: (a.numpy(), b.numpy())
                               for k, (a, b) in (obj.get("feature_stats") or {}).items()}
+        if obj.get("stats_head") is not None:
+            self.stats_head = StatsHead.from_state_dict(obj["stats_head"])
         if obj.get("code_gaussian") is not None:
             self.code_mean, self.code_chol = (t.numpy() for t in obj["code_gaussian"])
         if obj.get("prior") is not None:

@@ -235,4 +235,68 @@ def test_statistics_alignment_recolours_only_the_rotation_channels(fitted, conte
     model_off.config = dataclasses.replace(model_off.config, stats_align=1.0)
     np.testing.assert_array_equal(model_off.stylize(content, "angry", seed=1).rotations,
                                   plain.rotations)
-    assert model._target_statistics(None) is None
+    codes = model.style_code(None, 2, seed=0)
+    no_prior = dataclasses.replace(model.config, prior_stats_align=0.0)
+    model_off.config = no_prior
+    assert model_off._target_statistics(None, codes) is None
+
+
+def test_prior_samples_align_to_the_statistics_predicted_from_their_codes(fitted, content,
+                                                                         tmp_path):
+    """Round 8b: the statistics head is fitted with the style bank (training windows' codes ->
+    their rotation statistics), survives save/load, gives each prior draw its own target; a
+    checkpoint without it loads and leaves prior draws unaligned; ``stats_source="predicted"``
+    makes labels use it too."""
+    import dataclasses
+
+    from common.io import load_checkpoint, save_checkpoint
+    from motion.stats_head import StatsHead, window_statistics
+    from motion.stylizer import KIND
+
+    model, _ = fitted
+    assert model.stats_head is not None and model.config.prior_stats_align == 1.0
+    # the head is the ridge fit of the bank's codes on the windows' raw rotation statistics
+    clips = generate_dataset(2, n_frames=96, styles=["neutral", "tired", "angry"])
+    from motion.features import clip_to_features
+
+    feats = [clip_to_features(c, model.info)[0] for c in clips]
+    stats = [window_statistics(f, model.config.window, model._rot_slice()) for f in feats]
+    order = [model.styles.index(c.meta["style"]) for c in clips]
+    codes = np.concatenate([model.style_bank[model.styles[k]] for k in sorted(set(order))])
+    by_label = {k: [s for s, o in zip(stats, order) if o == k] for k in set(order)}
+    mean = np.concatenate([s[0] for k in sorted(by_label) for s in by_label[k]])
+    std = np.concatenate([s[1] for k in sorted(by_label) for s in by_label[k]])
+    ref = StatsHead(model.config.stats_ridge).fit(codes, mean, std)
+    np.testing.assert_allclose(model.stats_head.weight, ref.weight, rtol=1e-4, atol=1e-5)
+    codes = model.style_code(None, 3, seed=0)
+    targets = model._target_statistics(None, codes)
+    pm, ps = model.stats_head.predict(codes)
+    rot = model._rot_slice()
+    for k, ((mu, sd), weight) in enumerate(targets):
+        assert weight == 1.0
+        np.testing.assert_allclose(mu[rot], pm[k], rtol=1e-5)
+        np.testing.assert_allclose(sd[rot], ps[k], rtol=1e-5)
+    assert not np.allclose(targets[0][0][0][rot], targets[2][0][0][rot])
+    # checkpoint round trip keeps the head; without it (pre-8b) prior draws are not aligned
+    again = Stylizer.load(model.save(tmp_path / "m.pt"))
+    for a, b in zip(again.stats_head.predict(codes), (pm, ps)):
+        np.testing.assert_array_equal(a, b)
+    aligned = model.stylize(content, None, n_samples=2, seed=0)
+    np.testing.assert_array_equal(again.stylize(content, None, n_samples=2, seed=0)[1].rotations,
+                                  aligned[1].rotations)
+    obj = load_checkpoint(tmp_path / "m.pt", KIND)
+    obj = {k: v for k, v in obj.items() if k not in ("genpipes_format", "kind", "stats_head")}
+    old = Stylizer.load(save_checkpoint(tmp_path / "old.pt", KIND, obj))
+    assert old.stats_head is None
+    again.config = dataclasses.replace(again.config, prior_stats_align=0.0)
+    plain = again.stylize(content, None, n_samples=2, seed=0)
+    np.testing.assert_array_equal(old.stylize(content, None, n_samples=2, seed=0)[1].rotations,
+                                  plain[1].rotations)
+    assert np.abs(plain[1].rotations - aligned[1].rotations).max() > 1e-3
+    # labels: predicted statistics from the chosen code instead of the borrowed ones
+    again.config = dataclasses.replace(again.config, stats_source="predicted")
+    code = again.style_code("angry", 1, seed=1)
+    (mu, sd), _ = again._target_statistics("angry", code)[0]
+    np.testing.assert_allclose(mu[rot], again.stats_head.predict(code)[0][0], rtol=1e-5)
+    with pytest.raises(ConfigError, match="stats_source"):
+        Stylizer(StylizerConfig.tiny(stats_source="guess"))
