@@ -97,7 +97,9 @@ class GeneratorConfig:
     # by f_c^-power (f_c = share of training crystals with an atom in c, floored at 1 %; cells
     # never occupied count as f = 1), normalised to the same total. The weight is a function of
     # the cell index alone, never of x0, so the optimum stays the posterior mean E[x0 | x_t];
-    # it only moves capacity to rare (cation) cells. 0 = off (round-8 lever probe)
+    # it only moves capacity to rare (cation) cells. 0 = off. Round 8: 0.5 with uncond_loss=
+    # "channel" brought the cation occupancy probe to the Bayes rule, but COV on Perov-5 fell
+    # (13 -> 5 %; benchmarks/results/materials.md), so both stay off by default
     cell_weight_power: float = 0.0
     sampler: str = "heun"
     steps: int = 40
