@@ -176,7 +176,7 @@ def main() -> None:
         rows[name] = ev.stylized(outs, tg, sr)
         for key, cev in zip(("fid_posvel", "fid_rot"), channel_evs):
             rows[name][key] = cev.scores(outs, tg)["style_fid"]
-    prior_rows = prior_samples(model, ev, test, args.n_prior, args.seed)
+    prior_rows = prior_samples(model, ev, test, args.n_prior, args.seed, train)
     label_div = float(sum(diversity(ev_embed(ev, ours[i:i + len(styles)]))
                           for i in range(0, len(ours), len(styles))) / len(test))
     # seconds per 160-frame clip (fully convolutional: any length >= window)
@@ -341,10 +341,11 @@ def fid_by_channel_group(model: Stylizer, ev: MotionEvaluator, ours: list, stats
 
 
 def prior_samples(model: Stylizer, ev: MotionEvaluator, test: list, n: int,
-                  seed: int) -> dict[str, dict[str, float]]:
+                  seed: int, train: list | None = None) -> dict[str, dict[str, float]]:
     """Metrics of ``style=None`` draws under the N(0, I) prior, the fitted code Gaussian and the
     diffusion prior over codes (fitted here on the style bank when the model has none), each
-    without and with the alignment to the statistics the head predicts from the code."""
+    without and with the alignment to the statistics the head predicts from the code (the
+    model's head, and with ``train`` one regressed on the windows' own statistics)."""
     rows, before, prior_net = {}, model.config, model.prior
     real = {"all": np.concatenate(list(ev.real_style_embeddings.values()))}
     if prior_net is None:
@@ -360,16 +361,28 @@ def prior_samples(model: Stylizer, ev: MotionEvaluator, test: list, n: int,
         print(f"diffusion prior over {len(codes)} codes: {time.process_time() - t:.0f} CPU-s")
     else:
         diffusion = prior_net
-    for name, prior, align in (
-            ("N(0, I) (paper), not aligned", "gaussian", 0.0),
-            ("N(0, I), aligned to predicted statistics", "gaussian", 1.0),
-            ("diffusion prior over codes, not aligned", "diffusion", 0.0),
-            ("diffusion prior over codes, aligned to predicted statistics", "diffusion", 1.0),
-            ("Gaussian fitted to training codes, not aligned", "posterior", 0.0),
+    head = model.stats_head
+    window_head = None
+    if train is not None:                    # the head regressed on the windows' own statistics
+        other = copy.copy(model)
+        other.config = dataclasses.replace(before, stats_target="window")
+        window_head = other.fit_statistics_head(train)
+    for name, prior, align, target in (
+            ("N(0, I) (paper), not aligned", "gaussian", 0.0, "label"),
+            ("N(0, I), aligned to predicted statistics", "gaussian", 1.0, "label"),
+            ("N(0, I), aligned, head on window statistics", "gaussian", 1.0, "window"),
+            ("diffusion prior over codes, not aligned", "diffusion", 0.0, "label"),
+            ("diffusion prior over codes, aligned to predicted statistics", "diffusion", 1.0,
+             "label"),
+            ("diffusion prior, aligned, head on window statistics", "diffusion", 1.0, "window"),
+            ("Gaussian fitted to training codes, not aligned", "posterior", 0.0, "label"),
             ("Gaussian fitted to training codes, aligned to predicted statistics", "posterior",
-             1.0)):
+             1.0, "label")):
+        if target == "window" and window_head is None:
+            continue
         model.config = dataclasses.replace(before, style_prior=prior, prior_stats_align=align)
         model.prior = diffusion if prior == "diffusion" else None
+        model.stats_head = window_head if target == "window" else head
         outs = [model.stylize(c, None, n_samples=n, seed=seed) for c in test]
         outs = [o if isinstance(o, list) else [o] for o in outs]        # n == 1: one clip
         flat = [o for group in outs for o in group]
@@ -377,7 +390,7 @@ def prior_samples(model: Stylizer, ev: MotionEvaluator, test: list, n: int,
         m = ev.stylized(flat, ["all"] * len(flat), srcs, reference=real)
         m["diversity"] = float(np.mean([diversity(ev_embed(ev, g)) for g in outs]))
         rows[name] = m
-    model.config, model.prior = before, prior_net
+    model.config, model.prior, model.stats_head = before, prior_net, head
     return rows
 
 

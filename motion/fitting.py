@@ -96,7 +96,7 @@ class StylizerFitting:
                   "stylizer")
         for net in self.nets.values():
             net.eval().requires_grad_(False)
-        self._style_statistics(normed, labels)
+        self._style_statistics(normed, labels, n_orig=n_orig)
         return self
 
     def _feature_statistics(self, feats: list[np.ndarray], labels: list[int]) -> None:

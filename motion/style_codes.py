@@ -27,22 +27,35 @@ class StyleCodes:
 
     @torch.no_grad()
     def _style_statistics(self, normed: list[np.ndarray], labels: list[int],
-                          fit_prior: bool = True) -> None:
+                          fit_prior: bool = True, n_orig: int | None = None) -> None:
+        """Style bank, code Gaussian, statistics head and (``style_prior="diffusion"``) the
+        diffusion prior from the training windows; the first ``n_orig`` clips are the originals
+        (the rest mirror copies, which the statistics head leaves out, as statistics transfer
+        does: a mirrored window's rotation statistics are not its style's)."""
         mus: dict[int, list[np.ndarray]] = {}
         w = self.config.window
         rot = self._rot_slice()
         head_codes, head_mean, head_std = [], [], []
-        for f, lab in zip(normed, labels):
+        n_orig = len(normed) if n_orig is None else n_orig
+        for i, (f, lab) in enumerate(zip(normed, labels)):
             starts = range(0, len(f) - w + 1, max(w // 2, 1))
             x = torch.stack([torch.as_tensor(f[a:a + w].T) for a in starts])
             z = self.nets["ae"].encode(x)
             lab_t = torch.full((len(x),), lab) if self.config.supervised else None
             mus.setdefault(lab, []).append(self.nets["style"](z, lab_t)[0].numpy())
-            mu, sd = window_statistics(f * self.std + self.mean, w, rot)
+            if i >= n_orig:
+                continue
+            if self.config.stats_target == "window":
+                mu, sd = window_statistics(f * self.std + self.mean, w, rot)
+            else:                                         # the label's (statistics transfer's)
+                target = self.feature_stats.get(self.styles[lab])
+                if target is None:
+                    continue
+                mu, sd = (np.repeat(t[rot][None], len(x), 0) for t in target)
             head_codes.append(mus[lab][-1])
             head_mean.append(mu)
             head_std.append(sd)
-        self.stats_head = StatsHead(self.config.stats_ridge).fit(
+        self.stats_head = None if not head_codes else StatsHead(self.config.stats_ridge).fit(
             np.concatenate(head_codes), np.concatenate(head_mean), np.concatenate(head_std))
         self.style_stats, self.style_bank = {}, {}
         for lab, arrs in mus.items():
@@ -71,6 +84,11 @@ class StyleCodes:
         clips = [self._as_clip(c) for c in clips]
         for c in clips:
             self._check_clip(c, "training")
+        n_orig = len(clips)
+        if not self.feature_stats:                        # saved before round 7
+            self._feature_statistics(
+                [clip_to_features(c, self.info)[0] for c in clips],
+                [self.styles.index(str(c.meta.get("style", "unlabelled"))) for c in clips])
         if self.config.mirror_augment:
             from .skeleton import mirror
 
@@ -78,7 +96,7 @@ class StyleCodes:
         labels = [self.styles.index(str(c.meta.get("style", "unlabelled"))) for c in clips]
         normed = [self._normalise(clip_to_features(c, self.info)[0]).astype(np.float32)
                   for c in clips]
-        self._style_statistics(normed, labels, fit_prior=False)
+        self._style_statistics(normed, labels, fit_prior=False, n_orig=n_orig)
         return self.stats_head
 
     def _rot_slice(self) -> slice:
@@ -122,7 +140,10 @@ class StyleCodes:
         s_dim = self.config.style
         gens = sample_generators(self._seeds(seed, n_samples))
         label = style if isinstance(style, str) and style in self.style_stats else None
-        if self.prior is not None and (style is None or label is not None):
+        # the diffusion prior gives style=None draws; labels only in the unsupervised variant
+        # (a supervised model picks a label's codes from its training windows)
+        if self.prior is not None and ((style is None and self.config.style_prior == "diffusion")
+                                       or (label is not None and not self.config.supervised)):
             idx = None if label is None else self.styles.index(label)
             return self.prior.sample(n_samples, idx, self._seeds(seed, n_samples))
         if style is None:

@@ -54,7 +54,8 @@ class Stylizer(StylizerFitting, StyleCodes):
         for name, valid in (("label_code", ("near", "bank", "encode")),
                             ("style_prior", ("gaussian", "posterior", "diffusion")),
                             ("injection", ("blocks", "all")),
-                            ("stats_source", ("borrowed", "predicted"))):
+                            ("stats_source", ("borrowed", "predicted")),
+                            ("stats_target", ("label", "window"))):
             if getattr(self.config, name) not in valid:
                 raise ConfigError(f"model.{name}={getattr(self.config, name)!r}; valid: "
                                   + ", ".join(valid))
@@ -134,7 +135,8 @@ class Stylizer(StylizerFitting, StyleCodes):
         xp = self._pad(x)
         zc = self.nets["ae"].encode(xp)
         c = self.nets["content"](zc)
-        if (isinstance(style, str) and style in self.style_stats and self.prior is None):
+        if (isinstance(style, str) and style in self.style_stats
+                and (self.prior is None or self.config.supervised)):
             gens = None if seed is None else sample_generators(self._seeds(seed, n_samples))
             mode = self.config.label_code
             if mode == "encode" and self.nets["style"].label is not None:

@@ -254,7 +254,9 @@ def evaluate(cfg: MotionConfig, run: RunDir) -> None:
                                                        for v in groups.values()])),
                            "content_acc": m["content_acc"], "style_fid_all": m["style_fid"],
                            "geodesic": m["geodesic"], "foot_skating": m["foot_skating"],
-                           "prior": model.config.style_prior}, section="ours_prior")
+                           "prior": model.config.style_prior,
+                           "prior_stats_align": model.config.prior_stats_align
+                           if model.stats_head is not None else 0.0}, section="ours_prior")
 
 
 def export(cfg: MotionConfig, run: RunDir) -> None:
@@ -283,7 +285,8 @@ def export(cfg: MotionConfig, run: RunDir) -> None:
             f"{m.get('data', {}).get('test_clips')} test clips, split by take. "
             f"Classifiers on the held-out data clips: style acc {_fmt(real.get('style_acc'))}, "
             f"content acc {_fmt(real.get('content_acc'))}. Prior samples (`style=None`, "
-            f"{pri.get('prior', '-')} prior): diversity of style features "
+            f"{pri.get('prior', '-')} prior, aligned to the statistics predicted from the code "
+            f"with weight {pri.get('prior_stats_align', 0)}): diversity of style features "
             f"{_fmt(pri.get('diversity'))}, geodesic to the content {_fmt(pri.get('geodesic'))}, "
             f"foot skating {_fmt(pri.get('foot_skating'))}. Geodesic distance to "
             "the content clip in radians; foot skating in skeleton units per second. BVH "

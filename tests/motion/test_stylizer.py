@@ -255,23 +255,34 @@ def test_prior_samples_align_to_the_statistics_predicted_from_their_codes(fitted
 
     model, _ = fitted
     assert model.stats_head is not None and model.config.prior_stats_align == 1.0
-    # the head is the ridge fit of the bank's codes on the windows' raw rotation statistics
+    # the head is the ridge fit of the bank's codes on their labels' rotation statistics
+    # (stats_target="label"), or on the windows' own (stats_target="window")
+    assert model.config.stats_target == "label" and model.config.style_prior == "diffusion"
+    rot = model._rot_slice()
+    names = list(model.style_bank)
+    codes = np.concatenate([model.style_bank[k] for k in names])
+    mean = np.concatenate([np.repeat(model.feature_stats[k][0][rot][None],
+                                     len(model.style_bank[k]), 0) for k in names])
+    std = np.concatenate([np.repeat(model.feature_stats[k][1][rot][None],
+                                    len(model.style_bank[k]), 0) for k in names])
+    ref = StatsHead(model.config.stats_ridge).fit(codes, mean, std)
+    np.testing.assert_allclose(model.stats_head.weight, ref.weight, rtol=1e-4, atol=1e-5)
     clips = generate_dataset(2, n_frames=96, styles=["neutral", "tired", "angry"])
     from motion.features import clip_to_features
 
-    feats = [clip_to_features(c, model.info)[0] for c in clips]
-    stats = [window_statistics(f, model.config.window, model._rot_slice()) for f in feats]
-    order = [model.styles.index(c.meta["style"]) for c in clips]
-    codes = np.concatenate([model.style_bank[model.styles[k]] for k in sorted(set(order))])
-    by_label = {k: [s for s, o in zip(stats, order) if o == k] for k in set(order)}
-    mean = np.concatenate([s[0] for k in sorted(by_label) for s in by_label[k]])
-    std = np.concatenate([s[1] for k in sorted(by_label) for s in by_label[k]])
-    ref = StatsHead(model.config.stats_ridge).fit(codes, mean, std)
-    np.testing.assert_allclose(model.stats_head.weight, ref.weight, rtol=1e-4, atol=1e-5)
+    feats = {c.meta["style"]: [] for c in clips}
+    for c in clips:
+        feats[c.meta["style"]].append(clip_to_features(c, model.info)[0])
+    stats = [window_statistics(f, model.config.window, rot) for k in names for f in feats[k]]
+    per_window = StatsHead(model.config.stats_ridge).fit(
+        codes, np.concatenate([s[0] for s in stats]), np.concatenate([s[1] for s in stats]))
+    win = Stylizer.load(model.save(tmp_path / "w.pt"))
+    win.config = dataclasses.replace(win.config, stats_target="window")
+    np.testing.assert_allclose(win.fit_statistics_head(clips).weight, per_window.weight,
+                               rtol=1e-4, atol=1e-5)
     codes = model.style_code(None, 3, seed=0)
     targets = model._target_statistics(None, codes)
     pm, ps = model.stats_head.predict(codes)
-    rot = model._rot_slice()
     for k, ((mu, sd), weight) in enumerate(targets):
         assert weight == 1.0
         np.testing.assert_allclose(mu[rot], pm[k], rtol=1e-5)
