@@ -177,6 +177,14 @@ def main() -> None:
         for key, cev in zip(("fid_posvel", "fid_rot"), channel_evs):
             rows[name][key] = cev.scores(outs, tg)["style_fid"]
     prior_rows = prior_samples(model, ev, test, args.n_prior, args.seed, train)
+    # for scale: label outputs scored like the prior samples (FID against all styles' clips)
+    every = {"all": np.concatenate(list(ev.real_style_embeddings.values()))}
+    for name, outs in (("for scale: ours, the 15 label stylizations per clip", ours),
+                       ("for scale: statistics transfer, 15 per clip", stats_out)):
+        m = ev.stylized(outs, ["all"] * len(outs), srcs, reference=every)
+        m["diversity"] = float(np.mean([diversity(ev_embed(ev, outs[i:i + len(styles)]))
+                                        for i in range(0, len(outs), len(styles))]))
+        prior_rows[name] = m
     label_div = float(sum(diversity(ev_embed(ev, ours[i:i + len(styles)]))
                           for i in range(0, len(ours), len(styles))) / len(test))
     # seconds per 160-frame clip (fully convolutional: any length >= window)

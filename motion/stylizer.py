@@ -7,9 +7,11 @@ code as ``config.label_code`` says: ``near`` (default) the posterior code of the
 window nearest the content clip's own code (a seeded draw among the 5 nearest when ``seed`` is
 given), ``bank`` a training code of the label, ``encode`` the content clip encoded with the
 target label. Codes are taken from the training set, not drawn from a per-label Gaussian, since
-such draws left the generator's training distribution (issue 7). ``style=None`` draws from
-N(0, I) (``style_prior="gaussian"``, the paper), from a Gaussian fitted to the training codes
-(``"posterior"``) or from an EDM diffusion prior (``"diffusion"``). The output is a
+such draws left the generator's training distribution (issue 7). ``style=None`` draws from an
+EDM diffusion prior over the training codes (``style_prior="diffusion"``, the default), N(0, I)
+(``"gaussian"``, the paper) or a Gaussian fitted to the training codes (``"posterior"``), and
+aligns the draw's rotation channels with the statistics :mod:`motion.stats_head` predicts from
+its code (``prior_stats_align``). The output is a
 :class:`~motion.bvh.Clip` on the content clip's skeleton, starting where it starts. Training lives
 in :mod:`motion.fitting`, the style banks and code selection in :mod:`motion.style_codes`.
 """
