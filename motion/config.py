@@ -79,11 +79,11 @@ class ModelConfig:
             statistics the head predicts from each sampled code (0 = off, as before round 8b;
             needs the head, fitted with the style bank; ``motion.stats_head``). On Bandai-Namco
             (round-8 model, diffusion prior) 1.0 took the prior samples' content accuracy 0.55
-            -> 0.82 and style FID (all styles) 111800 -> 3700.
+            -> 0.82 and style FID (all styles) 111800 -> 3961.
         stats_target: what the statistics head regresses the training windows' codes on:
             ``label`` (the window's label statistics, statistics transfer's; default) or
             ``window`` (the window's own rotation mean/std). Mirror copies are left out. On
-            Bandai-Namco ``window`` targets gave prior content accuracy 0.39 vs 0.82.
+            Bandai-Namco ``window`` targets gave prior content accuracy 0.28 vs 0.82.
         stats_ridge: ridge penalty of the statistics head (codes -> rotation-channel mean and
             log std).
         injection: where the generator injects the style code: ``blocks`` (GenMoStyle: AdaIN in
@@ -98,7 +98,7 @@ class ModelConfig:
             used for labels), ``gaussian`` (N(0, I), the paper) or ``posterior`` (a
             full-covariance Gaussian fitted to the training codes). On Bandai-Namco (round-8
             model, aligned to predicted statistics) the diffusion prior gave content accuracy
-            0.82 / style FID 3700 vs N(0, I) 0.35 / 4780; unaligned 0.55 / 111800 for both.
+            0.82 / style FID 3961 vs N(0, I) 0.35 / 4780; unaligned 0.55 / 111800 for both.
             Earlier: ``posterior`` won in round 3, ``gaussian`` with round 5's defaults.
         ae_steps, stylizer_steps: the two stages' budgets.
     """
