@@ -17,15 +17,16 @@ import torch
 from common.errors import CheckpointError, DataError
 
 
+def window_starts(n_frames: int, window: int) -> range:
+    """First frames of the half-overlapping windows of a clip (the style bank's windows)."""
+    return range(0, n_frames - window + 1, max(window // 2, 1))
+
+
 def window_statistics(feats: np.ndarray, window: int, channels: slice
                       ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-window mean and std over time [n_windows, C] of ``feats[:, channels]``.
-
-    Windows start every ``window // 2`` frames, as the style bank's do.
-    """
+    """Per-window mean and std over time [n_windows, C] of ``feats[:, channels]``."""
     f = feats[:, channels]
-    starts = range(0, len(f) - window + 1, max(window // 2, 1))
-    wins = np.stack([f[a:a + window] for a in starts])
+    wins = np.stack([f[a:a + window] for a in window_starts(len(f), window)])
     return wins.mean(1), wins.std(1)
 
 

@@ -19,7 +19,7 @@ from common.seeds import randn, sample_generators
 
 from .bvh import Clip
 from .features import FeatureLayout, clip_to_features
-from .stats_head import StatsHead, window_statistics
+from .stats_head import StatsHead, window_starts, window_statistics
 
 
 class StyleCodes:
@@ -38,7 +38,7 @@ class StyleCodes:
         head_codes, head_mean, head_std = [], [], []
         n_orig = len(normed) if n_orig is None else n_orig
         for i, (f, lab) in enumerate(zip(normed, labels)):
-            starts = range(0, len(f) - w + 1, max(w // 2, 1))
+            starts = window_starts(len(f), w)
             x = torch.stack([torch.as_tensor(f[a:a + w].T) for a in starts])
             z = self.nets["ae"].encode(x)
             lab_t = torch.full((len(x),), lab) if self.config.supervised else None
@@ -85,17 +85,16 @@ class StyleCodes:
         for c in clips:
             self._check_clip(c, "training")
         n_orig = len(clips)
+        labels = [self.styles.index(str(c.meta.get("style", "unlabelled"))) for c in clips]
+        feats = [clip_to_features(c, self.info)[0] for c in clips]
         if not self.feature_stats:                        # saved before round 7
-            self._feature_statistics(
-                [clip_to_features(c, self.info)[0] for c in clips],
-                [self.styles.index(str(c.meta.get("style", "unlabelled"))) for c in clips])
-        if self.config.mirror_augment:
+            self._feature_statistics(feats, labels)
+        if self.config.mirror_augment:                    # a mirror copy keeps its clip's label
             from .skeleton import mirror
 
-            clips = clips + [mirror(c) for c in clips]
-        labels = [self.styles.index(str(c.meta.get("style", "unlabelled"))) for c in clips]
-        normed = [self._normalise(clip_to_features(c, self.info)[0]).astype(np.float32)
-                  for c in clips]
+            feats += [clip_to_features(mirror(c), self.info)[0] for c in clips]
+            labels = labels * 2
+        normed = [self._normalise(f).astype(np.float32) for f in feats]
         self._style_statistics(normed, labels, fit_prior=False, n_orig=n_orig)
         return self.stats_head
 
