@@ -452,38 +452,37 @@ def main() -> None:
     gen.config.steps = args.sample_steps
     n, pool = args.n, args.pool * args.n
     pools: dict[str, tuple[list, float]] = {}  # method -> (candidates, generation seconds)
-    def drawn(key: str, m: int, w: float = 1.0) -> tuple[list, float]:
-        """Our m candidates at CFG weight w, cached in --work (a rerun does not resample)."""
+    def cached_pool(f: Path, make, extra_s: float = 0.0) -> tuple[list, float]:  # noqa: ANN001
+        """Candidates ``make()`` draws and their CPU seconds (+ ``extra_s``), cached as JSON at
+        ``f`` in --work (a rerun does not redraw)."""
         from pymatgen.core import Structure
 
-        f = work / f"pool_{tag}_{key}_n{m}_w{w:g}.json"
+        from common.io import atomic_write_text
+
         if f.is_file():
             d = json.loads(f.read_text())
             return [None if x is None else Structure.from_dict(x) for x in d["s"]], d["cpu"]
-        gen.config.guidance = w
         t0 = time.process_time()
-        out = gen.sample(m, seed=args.seed, return_invalid=True)
-        cpu = time.process_time() - t0
-        f.write_text(json.dumps({"cpu": cpu, "s": [None if x is None else x.as_dict()
-                                                   for x in out]}))
+        out = make()
+        cpu = time.process_time() - t0 + extra_s
+        atomic_write_text(f, json.dumps({"cpu": cpu, "s": [None if x is None else x.as_dict()
+                                                            for x in out]}))
         return out, cpu
+
+    def drawn(key: str, m: int, w: float = 1.0) -> tuple[list, float]:
+        """Our m candidates at CFG weight w, cached in --work (a rerun does not resample)."""
+        def make() -> list:
+            gen.config.guidance = w
+            return gen.sample(m, seed=args.seed, return_invalid=True)
+
+        return cached_pool(work / f"pool_{tag}_{key}_n{m}_w{w:g}.json", make)
 
     def csp_drawn(comps: list, extra_s: float) -> tuple[list, float]:
         """Our CSP structure per composition (cached in --work); seconds include ``extra_s``."""
-        from pymatgen.core import Structure
-
         from materials.stable_compositions import generate_for_compositions
 
-        f = work / f"pool_{tag}_csp_substitution_n{len(comps)}.json"
-        if f.is_file():
-            d = json.loads(f.read_text())
-            return [None if x is None else Structure.from_dict(x) for x in d["s"]], d["cpu"]
-        t0 = time.process_time()
-        out = generate_for_compositions(gen, comps, seed=args.seed)
-        cpu = time.process_time() - t0 + extra_s
-        f.write_text(json.dumps({"cpu": cpu, "s": [None if x is None else x.as_dict()
-                                                   for x in out]}))
-        return out, cpu
+        return cached_pool(work / f"pool_{tag}_csp_substitution_n{len(comps)}.json",
+                           lambda: generate_for_compositions(gen, comps, seed=args.seed), extra_s)
 
     pools["UniMat (ours)"] = drawn("ours", pool)
     ours = pools["UniMat (ours)"][0]
