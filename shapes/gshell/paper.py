@@ -105,20 +105,24 @@ def cut_edges(faces: torch.Tensor, msdf: torch.Tensor) -> torch.Tensor:
     return e[pos[e[:, 0]] != pos[e[:, 1]]]
 
 
+def _zero_crossing_weight(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Weight ``w`` of the first end with ``w a + (1 - w) b = 0`` (0.5 on a flat edge)."""
+    den = b - a
+    return torch.where(den.abs() > 1e-12, b / den, torch.full_like(den, 0.5))
+
+
 def boundary_msdf(msdf: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
     """mSDF of the cut vertices on ``edges`` with detached weights (G-Shell code's
     ``msdf_vert_boundary_stopvgd``): value 0, gradient ``(w_a, w_b)`` on the two ends."""
     a, b = msdf[edges[:, 0]], msdf[edges[:, 1]]
-    den = (b - a).detach()
-    wa = torch.where(den.abs() > 1e-12, b.detach() / den, torch.full_like(den, 0.5))
+    wa = _zero_crossing_weight(a.detach(), b.detach())
     return wa * a + (1 - wa) * b
 
 
 def cut_points(vertices: torch.Tensor, msdf: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
     """Positions ``[E, 3]`` of the cut vertices on ``edges`` (mSDF zero crossing, no gradient)."""
-    a, b = msdf.detach()[edges[:, 0]], msdf.detach()[edges[:, 1]]
-    den = b - a
-    w = torch.where(den.abs() > 1e-12, b / den, torch.full_like(den, 0.5))[:, None]
+    m = msdf.detach()
+    w = _zero_crossing_weight(m[edges[:, 0]], m[edges[:, 1]])[:, None]
     v = vertices.detach()
     return w * v[edges[:, 0]] + (1 - w) * v[edges[:, 1]]
 
